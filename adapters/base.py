@@ -1,0 +1,91 @@
+"""The small interface every vendor adapter implements, and the helpers they share.
+
+Inbound, an adapter does no I/O: `verify()` checks a raw body against its headers and
+secrets, `delivery_id()` reads the vendor's delivery id, and `parse()` turns a decoded
+payload into a vendor-neutral `Event`. Exceptions:
+
+    ValueError
+     ├── PayloadError      JSON, but not a delivery this adapter understands (router.model)
+     └── SignatureError    missing, malformed or non-matching signature, or a stale delivery
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from router.model import Event, Severity, Source
+
+Headers = Mapping[str, str]  # keys lower-cased by the caller
+
+
+class SignatureError(ValueError):
+    """The delivery's signature is missing, malformed or matches none of the secrets."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyContext:
+    """What a signature check needs besides the body and headers."""
+
+    secrets: Sequence[bytes]  # one or more, for rotation
+    now: float  # unix seconds, for replay windows (Linear)
+    max_age: float = 60.0  # seconds (Linear `webhookTimestamp`)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundAdapter:
+    """One vendor's inbound side: verify, identify, parse. All pure functions."""
+
+    source: Source
+    verify: Callable[[bytes, Headers, VerifyContext], None]
+    delivery_id: Callable[[Headers], str | None]
+    parse: Callable[[Any, str | None], Event]  # (payload, event type header or None)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Read a vendor timestamp as an aware datetime (UTC when no offset is given).
+
+    Accepts ISO 8601 with `Z`, `+00:00` or Jira's `+0000`, and epoch milliseconds (Jira's
+    body `timestamp`, Linear's `webhookTimestamp`). Returns None for None/empty input.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"not a timestamp: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def require_time(value: Any, what: str) -> datetime:
+    """Like parse_time, but a missing value is a PayloadError naming the field."""
+    from router.model import PayloadError
+
+    try:
+        parsed = parse_time(value)
+    except ValueError as exc:
+        raise PayloadError(f"{what}: {exc}") from exc
+    if parsed is None:
+        raise PayloadError(f"{what} is missing")
+    return parsed
+
+
+# SPEC §3 default severities, by the raw priority name or number each vendor sends.
+JIRA_SEVERITY: dict[str, Severity] = {
+    "highest": "sev1", "high": "sev2", "medium": "sev3", "low": "sev4", "lowest": "sev4",
+}
+LINEAR_SEVERITY: dict[int, Severity] = {1: "sev1", 2: "sev2", 3: "sev3", 4: "sev4", 0: "sev4"}
+PAGERDUTY_SEVERITY: dict[str, Severity] = {
+    "p1": "sev1", "p2": "sev2", "p3": "sev3", "p4": "sev4", "p5": "sev4",
+}
+PAGERDUTY_URGENCY_SEVERITY: dict[str, Severity] = {"high": "sev2", "low": "sev4"}
+GITHUB_LABEL_SEVERITY: dict[str, Severity] = {
+    "sev1": "sev1", "sev2": "sev2", "sev3": "sev3", "sev4": "sev4",
+    "p1": "sev1", "p2": "sev2", "p3": "sev3", "p4": "sev4",
+}
