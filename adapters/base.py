@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from router.model import Event, Severity, Source
+from router.model import Event, PayloadError, Severity, Source
 
 Headers = Mapping[str, str]  # keys lower-cased by the caller
 
@@ -65,8 +65,6 @@ def parse_time(value: Any) -> datetime | None:
 
 def require_time(value: Any, what: str) -> datetime:
     """Like parse_time, but a missing value is a PayloadError naming the field."""
-    from router.model import PayloadError
-
     try:
         parsed = parse_time(value)
     except ValueError as exc:

@@ -181,3 +181,26 @@ class Decision:
     exception: bool = False  # the CTO took it themself, or a person put it back
     handed_back: bool = False  # reached the CTO and firstline handed it on
     assigner: str | None = None  # who put the CTO there (person key or account)
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What is known about an item before this event, and the ledger facts decide() needs.
+
+    The per-item part (`newest_at` ... `member_of`) is kept by `router.history.remember`;
+    the ledger part (`open_pages`, cap, paging rate) is filled in by whoever keeps the
+    ledger (the database in the service, memory in `replay`). The default is what
+    `explain` knows: nothing.
+    """
+
+    newest_at: datetime | None = None  # newest source timestamp seen for the item
+    created_at: datetime | None = None  # creation time first seen (older PD payloads lack it)
+    held_since: dict[str, datetime] = field(default_factory=dict)  # timed trigger -> stretch start
+    assigned_by: dict[str, str | None] = field(default_factory=dict)  # account (lower) -> actor
+    handed_away: bool = False  # firstline already took it off the CTO once
+    # Open pages this item belongs to: dedup key -> how many other open items share it.
+    member_of: dict[str, int] = field(default_factory=dict)
+    open_pages: frozenset[str] = frozenset()  # every open page's dedup key
+    cap_used_hours: float = 0.0  # CTO hours already used in the week of `now`
+    charged_this_week: bool = False  # this item's cost already counts this week
+    pages_last_hour: int = 0

@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped inside the package so `firstline db upgrade` works anywhere."""

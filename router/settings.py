@@ -1,0 +1,63 @@
+"""Service configuration, read once from `FIRSTLINE_*` environment variables (SPEC §7).
+
+Secrets are `SecretStr`, so they never show in a repr, a log line or an error message.
+Each webhook secret may hold several comma-separated values: while a secret is rotated,
+both the old and the new one are accepted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from router.model import Source
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every `FIRSTLINE_*` variable of SPEC §7, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRSTLINE_", extra="ignore", frozen=True)
+
+    rules: Path = Path("./scope.yaml")
+    database_url: str = "sqlite:///./firstline.db"
+    api_token: SecretStr | None = None
+    allow_unsigned: bool = False
+
+    jira_webhook_secret: SecretStr | None = None
+    linear_webhook_secret: SecretStr | None = None
+    github_webhook_secret: SecretStr | None = None
+    pagerduty_webhook_secret: SecretStr | None = None
+
+    jira_url: str = "https://example.atlassian.net"
+    jira_email: str | None = None
+    jira_api_token: SecretStr | None = None
+    linear_api_key: SecretStr | None = None
+    linear_api_url: str = "https://api.linear.app/graphql"
+    github_token: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+    pagerduty_api_token: SecretStr | None = None
+    pagerduty_from: str | None = None
+    pagerduty_routing_key: SecretStr | None = None
+    pagerduty_service_id: str | None = None
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_events_url: str = "https://events.pagerduty.com"
+
+    max_body_bytes: int = 10 * MIB
+    linear_max_age: float = 60.0
+    # Days to keep raw deliveries; None keeps them all (replay --from-db reads them).
+    retention_days: int | None = None
+
+    def webhook_secrets(self, source: Source) -> list[bytes]:
+        """Return the source's webhook secrets as HMAC keys; empty when none is configured.
+
+        Blanks around commas are dropped, so `"old, new"` rotates cleanly.
+        """
+        secret: SecretStr | None = getattr(self, f"{source}_webhook_secret")
+        if secret is None:
+            return []
+        values = (part.strip() for part in secret.get_secret_value().split(","))
+        return [value.encode() for value in values if value]
