@@ -21,7 +21,7 @@ from router.model import History
 from router.render import decision_json, format_table, table_row
 from router.scope import Scope, ScopeError, load_scope
 from router.scope_text import describe_scope
-from router.simulate import Delivery, Step, simulate
+from router.simulate import Step, simulate
 
 
 class CliError(Exception):
@@ -183,7 +183,8 @@ def _print_compare(new: list[Step], old: list[Step], new_scope: Scope, old_scope
         out: dict[tuple[str, str], Step] = {}
         for s in steps:
             item = s.event.item
-            name = s.origin or f"timer:{item.key if item else '?'}:{s.at.isoformat() if s.at else ''}"
+            when = s.at.isoformat() if s.at else ""
+            name = s.origin or f"timer:{item.key if item else '?'}:{when}"
             out[(name, s.event.event_type)] = s
         return out
 

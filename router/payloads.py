@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import orjson
 
@@ -23,10 +22,10 @@ class InputError(ValueError):
 
 def check_source(name: str) -> Source:
     """Return `name` as a source, or fail naming the known ones."""
-    low = name.lower()
-    if low not in SOURCES:
-        raise InputError(f"unknown source {name!r} (one of: {', '.join(SOURCES)})")
-    return cast(Source, low)
+    for source in SOURCES:
+        if source == name.lower():
+            return source
+    raise InputError(f"unknown source {name!r} (one of: {', '.join(SOURCES)})")
 
 
 def load_event(path: Path, source: Source, event_type: str | None = None) -> Event:
@@ -65,8 +64,9 @@ def load_deliveries(paths: list[Path], source: Source | None) -> Iterator[Delive
 
 def _source_of(file: Path, default: Source | None) -> Source:
     for parent in file.parents:
-        if parent.name in SOURCES:
-            return cast(Source, parent.name)
+        for source in SOURCES:
+            if parent.name == source:
+                return source
     if default is None:
         raise InputError(f"{file}: cannot tell the source: put it under a jira/, linear/, "
                          "github/ or pagerduty/ folder, or pass --source")
