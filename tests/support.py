@@ -1,0 +1,58 @@
+"""Shared test helpers: real fixtures in, variants made by changing fields of real items."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from adapters import ADAPTERS
+from router.model import Event, WorkItem
+from router.scope import Scope, load_scope, parse_scope
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "vendor"
+EXAMPLE_SCOPE = ROOT / "examples" / "scope.yaml"
+
+
+def fixture_bytes(source: str, name: str) -> bytes:
+    return (FIXTURES / source / f"{name}.json").read_bytes()
+
+
+def fixture_event(source: str, name: str, event_type: str | None = None) -> Event:
+    """Parse a real, unmodified vendor payload."""
+    payload = orjson.loads(fixture_bytes(source, name))
+    return ADAPTERS[source].parse(payload, event_type)  # type: ignore[index]
+
+
+def fixture_item(source: str, name: str, **changes: Any) -> WorkItem:
+    """Return the item of a real payload, with some fields changed for a variant."""
+    event = fixture_event(source, name)
+    assert event.item is not None, f"{source}/{name} holds no item"
+    return dataclasses.replace(event.item, **changes)
+
+
+def event_for(item: WorkItem, *, actor: str | None = None, at: datetime | None = None,
+              event_type: str = "update", assigned: tuple[str, ...] = (),
+              deleted: bool = False) -> Event:
+    return Event(source=item.source, event_type=event_type, occurred_at=at or item.updated_at,
+                 actor=actor, item=item, assigned=assigned, deleted=deleted)
+
+
+def example_scope() -> Scope:
+    return load_scope(EXAMPLE_SCOPE)[0]
+
+
+def scope_with(paging_service_id: str | None = None, **changes: Any) -> Scope:
+    """Return the example scope note with some top-level keys replaced."""
+    data = yaml.safe_load(EXAMPLE_SCOPE.read_text())
+    data.update(changes)
+    return parse_scope(yaml.safe_dump(data).encode(), "test.yaml", paging_service_id)[0]
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
