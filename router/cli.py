@@ -8,7 +8,6 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -18,7 +17,7 @@ from typing import Any
 from router import payloads
 from router.decide import decide
 from router.model import History
-from router.render import decision_json, format_table, table_row
+from router.render import decision_json, dumps, format_table, table_row
 from router.scope import Scope, ScopeError, load_scope
 from router.scope_text import describe_scope
 from router.simulate import Step, simulate
@@ -119,7 +118,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     decision = decide(event, scope, History(), now)
     obj = decision_json(event, decision, scope)
     if args.json:
-        print(json.dumps(obj, ensure_ascii=False))
+        print(dumps(obj))
     else:
         print(_explain_text(obj))
     return 0
@@ -154,7 +153,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         for step in steps:
             obj = decision_json(step.event, step.decision, scope)
-            print(json.dumps({**obj, "file": step.origin}, ensure_ascii=False))
+            print(dumps({**obj, "file": step.origin}))
     else:
         rows = [table_row(s.at, s.event, s.decision, s.origin or "(timer)") for s in steps]
         print(format_table(["when", "event", "item", "outcome", "owner", "triggers", "file"],
@@ -196,7 +195,7 @@ def _print_compare(new: list[Step], old: list[Step], new_scope: Scope, old_scope
             continue
         changed += 1
         if as_json:
-            print(json.dumps({"file": key[0], "old": _summary(was), "new": _summary(now)}))
+            print(dumps({"file": key[0], "old": _summary(was), "new": _summary(now)}))
         else:
             print(f"{key[0]}: {_words(was)} -> {_words(now)}")
     out = sys.stderr if as_json else sys.stdout

@@ -142,12 +142,12 @@ def _severity(item: WorkItem, scope: Scope) -> tuple[Severity, dict[str, Any]]:
                                    "because": [f"{item.source} default for {saw}"]}
 
 
-def _owner_line(scope: Scope, facts: Facts) -> tuple[OwnerRule | None, list[dict[str, Any]]]:
+def _owner_line(scope: Scope, facts: Facts) -> tuple[OwnerRule | None, tuple[Check, ...]]:
     for line in scope.owners:
         result = line.matcher(facts)
         if result.held:
-            return line, _checks(result.checks)
-    return None, []
+            return line, result.checks
+    return None, ()
 
 
 def _effective_owner(scope: Scope, owner: str | None, now: datetime) \
@@ -166,10 +166,6 @@ def _effective_owner(scope: Scope, owner: str | None, now: datetime) \
     return chain[-1], {"away": chain[:-1], "backup": chain[-1]}
 
 
-def _checks(checks: tuple[Check, ...]) -> list[dict[str, Any]]:
-    return [{"key": c.key, "held": c.held, "saw": c.saw} for c in checks]
-
-
 def _triggers(ctx: _Ctx, now: datetime) \
         -> tuple[list[TriggerHit], list[TriggerHit], list[dict[str, Any]]]:
     fired: list[TriggerHit] = []
@@ -178,7 +174,7 @@ def _triggers(ctx: _Ctx, now: datetime) \
     for trigger in ctx.scope.triggers:
         result = trigger.matcher(ctx.facts)
         entry: dict[str, Any] = {"id": trigger.id, "held": result.held,
-                                 "checks": _checks(result.checks)}
+                                 "checks": result.checks}
         evidence.append(entry)
         if not result.held:
             continue

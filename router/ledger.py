@@ -7,7 +7,7 @@ apply decisions with the same rules (`record`), so a replay predicts what the se
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
@@ -37,7 +37,8 @@ class MemoryLedger:
     items: dict[ItemId, WorkItem] = field(default_factory=dict)
     histories: dict[ItemId, History] = field(default_factory=dict)
     pages: dict[str, set[ItemId]] = field(default_factory=dict)  # open page -> open members
-    page_times: list[datetime] = field(default_factory=list)
+    item_pages: dict[ItemId, set[str]] = field(default_factory=dict)  # the reverse index
+    page_times: deque[datetime] = field(default_factory=deque)  # pages of the last hour
     week_hours: dict[date, float] = field(default_factory=lambda: defaultdict(float))
     week_charged: dict[date, set[ItemId]] = field(default_factory=lambda: defaultdict(set))
     timers: list[Timer] = field(default_factory=list)
@@ -48,16 +49,17 @@ class MemoryLedger:
         """Return the item's history joined with the ledger's facts as of `now`."""
         base = self.histories.get(item_id, History()) if item_id else History()
         week = week_start(now, self.scope.tz, self.scope.week_starts)
-        member_of = {key: len(members - {item_id}) for key, members in self.pages.items()
-                     if item_id in members}
-        hour_ago = now - timedelta(hours=1)
+        keys = self.item_pages.get(item_id, ()) if item_id else ()
+        member_of = {key: len(self.pages[key]) - 1 for key in keys}
+        while self.page_times and self.page_times[0] <= now - timedelta(hours=1):
+            self.page_times.popleft()  # replay moves forward in time
         return replace(
             base,
             member_of=member_of,
-            open_pages=frozenset(self.pages),
+            open_pages=self.pages.keys(),
             cap_used_hours=self.week_hours[week],
             charged_this_week=item_id in self.week_charged[week],
-            pages_last_hour=sum(1 for t in self.page_times if hour_ago < t <= now),
+            pages_last_hour=len(self.page_times),
         )
 
     def record(self, event: Event, decision: Decision, now: datetime) -> None:
@@ -74,19 +76,21 @@ class MemoryLedger:
         week = week_start(now, self.scope.tz, self.scope.week_starts)
         for action in decision.actions:
             if action.type == "page" and action.dedup_key:
-                self.pages.setdefault(action.dedup_key, set()).add(item_id)
+                self.pages.setdefault(action.dedup_key, set())
+                self._join(action.dedup_key, item_id)
                 self.page_times.append(now)
                 self.week_hours[week] += DEFAULT_PAGE_HOURS
             elif action.type == "resolve_page" and action.dedup_key:
-                self.pages.pop(action.dedup_key, None)
+                for member in self.pages.pop(action.dedup_key, set()):
+                    self.item_pages[member].discard(action.dedup_key)
         if decision.outcome == "escalate":
             for hit in decision.triggers:
                 key = dedup_key(hit.id, hit.group_key, item)
                 if key in self.pages:
-                    self.pages[key].add(item_id)
+                    self._join(key, item_id)
         if item.status == "resolved" or event.deleted:
-            for members in self.pages.values():
-                members.discard(item_id)
+            for key in self.item_pages.pop(item_id, set()):
+                self.pages[key].discard(item_id)
         if decision.cap_hours:
             self.week_hours[week] += decision.cap_hours
             self.week_charged[week].add(item_id)
@@ -95,6 +99,10 @@ class MemoryLedger:
                 self.armed[(item_id, hit.id)] = hit.due
                 self._seq += 1
                 heapq.heappush(self.timers, Timer(hit.due, self._seq, item_id, hit.id))
+
+    def _join(self, key: str, item_id: ItemId) -> None:
+        self.pages[key].add(item_id)
+        self.item_pages.setdefault(item_id, set()).add(key)
 
     def pop_due(self, until: datetime | None) -> Timer | None:
         """Return the next timer due by `until` (any, if None), dropping superseded ones."""

@@ -36,8 +36,18 @@ class Matcher:
     predicates: tuple[Predicate, ...]
 
     def __call__(self, facts: Facts) -> MatchResult:
-        checks = tuple(p(facts) for p in self.predicates)
-        return MatchResult(all(c.held for c in checks), checks)
+        """Evaluate predicates in order up to the first that fails.
+
+        The evidence then holds every predicate that held and the one that did not, which
+        is the answer to "why did this not fire?" without paying for the rest.
+        """
+        checks: list[Check] = []
+        for predicate in self.predicates:
+            check = predicate(facts)
+            checks.append(check)
+            if not check.held:
+                return MatchResult(False, tuple(checks))
+        return MatchResult(True, tuple(checks))
 
 
 ALWAYS = Matcher(())
@@ -93,11 +103,13 @@ def _project(wanted: frozenset[str]) -> Predicate:
 
 
 def _labels_any(wanted: frozenset[str]) -> Predicate:
+    shown = f" (none of {_list(wanted)})"
+
     def check(f: Facts) -> Check:
-        hits = sorted(f.item.labels & wanted)
+        hits = f.item.labels & wanted
         if hits:
-            return Check("labels", True, "label " + ", ".join(hits))
-        return Check("labels", False, f"labels {_list(f.item.labels)} (none of {_list(wanted)})")
+            return Check("labels", True, "label " + _list(hits))
+        return Check("labels", False, f"labels {_list(f.item.labels)}{shown}")
     return check
 
 
@@ -196,4 +208,6 @@ def _not(matcher: Matcher) -> Predicate:
 
 
 def _list(values: frozenset[str] | tuple[str, ...] | set[str]) -> str:
-    return ", ".join(sorted(values)) if values else "(none)"
+    if not values:
+        return "(none)"
+    return next(iter(values)) if len(values) == 1 else ", ".join(sorted(values))

@@ -8,6 +8,7 @@ so they stay plain data (pydantic sits at the edges: the scope note, settings, t
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -200,7 +201,7 @@ class History:
     handed_away: bool = False  # firstline already took it off the CTO once
     # Open pages this item belongs to: dedup key -> how many other open items share it.
     member_of: dict[str, int] = field(default_factory=dict)
-    open_pages: frozenset[str] = frozenset()  # every open page's dedup key
+    open_pages: AbstractSet[str] = frozenset()  # every open page's dedup key
     cap_used_hours: float = 0.0  # CTO hours already used in the week of `now`
     charged_this_week: bool = False  # this item's cost already counts this week
     pages_last_hour: int = 0

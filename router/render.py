@@ -5,8 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from router.model import Decision, Event, WorkItem
 from router.scope import Scope
+
+
+def dumps(obj: Any) -> str:
+    """Return one line of JSON; evidence `Check`s and datetimes serialise natively."""
+    return orjson.dumps(obj).decode()
 
 
 def iso(moment: datetime | None) -> str | None:

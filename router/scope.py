@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from router.durations import DAY_NAMES, Calendar, Duration, parse_duration
 from router.match import Matcher, compile_match
 from router.model import SOURCES, Severity, Source
-from router.scope_schema import MatchSpec, ScopeNote, parse_away
+from router.scope_schema import SEVERITY_FORMS, MatchSpec, ScopeNote, parse_away
 from router.yamllines import YamlProblem, line_of, load_with_lines
 
 
@@ -137,6 +137,8 @@ def parse_scope(raw: bytes, shown: str, paging_service_id: str | None = None) \
         raise ScopeError(shown, [Problem(1, "the file is not UTF-8 text")]) from exc
     except YamlProblem as exc:
         raise ScopeError(shown, [Problem(exc.line, f"not valid YAML: {exc.message}")]) from exc
+    if data is None:
+        raise ScopeError(shown, [Problem(1, "the scope note is empty")])
     if not isinstance(data, dict):
         raise ScopeError(shown, [Problem(1, "the scope note must be a YAML mapping")])
     try:
@@ -146,8 +148,8 @@ def parse_scope(raw: bytes, shown: str, paging_service_id: str | None = None) \
     problems = [Problem(line_of(lines, p), f"{_dotted(p)}: {m}") for p, m in _cross_check(note)]
     if problems:
         raise ScopeError(shown, problems)
-    warnings = [f"{shown}:{line_of(lines, p)}: warning: {_dotted(p)}: {m}"
-                for p, m in _warnings(note)]
+    found = sorted(((line_of(lines, p), p, m) for p, m in _warnings(note)), key=lambda w: w[0])
+    warnings = [f"{shown}:{line}: warning: {_dotted(p)}: {m}" for line, p, m in found]
     digest = hashlib.sha256(raw).hexdigest()[:16]
     return _compile(note, shown, digest, paging_service_id), warnings
 
@@ -155,15 +157,19 @@ def parse_scope(raw: bytes, shown: str, paging_service_id: str | None = None) \
 def _schema_problems(exc: ValidationError, lines: dict[Any, int]) -> Iterator[Problem]:
     for err in exc.errors():
         loc = tuple(err["loc"])
-        # pydantic adds the union member or validator name to the path; drop it.
-        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in (
-            "SeverityBound", "list[literal['sev1','sev2','sev3','sev4']]"))))
+        # pydantic puts the chosen form of a severity predicate in the path; drop it.
+        loc = tuple(p for i, p in enumerate(loc)
+                    if not (i and loc[i - 1] == "severity" and p in SEVERITY_FORMS))
         if err["type"] == "extra_forbidden":
             message = f"unknown key {loc[-1]!r}"
         elif err["type"] == "missing":
             message = f"missing required key {loc[-1]!r}"
+        elif err["type"] == "value_error":
+            message = str(err["msg"]).removeprefix("Value error, ")  # ours name the value
         else:
-            message = str(err["msg"]).removeprefix("Value error, ")
+            message = str(err["msg"])
+            if isinstance(err.get("input"), str | int | float):
+                message += f" (got {err['input']!r})"
         yield Problem(line_of(lines, loc), f"{_dotted(loc)}: {message}")
 
 
@@ -266,7 +272,7 @@ def _compile(note: ScopeNote, shown: str, digest: str, paging_service_id: str | 
         path=shown, hash=digest, note=note, tz=calendar.tz, calendar=calendar, people=people,
         cto=note.cto, accounts=accounts, firstline=firstline,
         owners=tuple(OwnerRule(i, o.name, compile_match(o.match, keys), o.owner,
-                               parse_duration(o.cost).hours())
+                               _cost_hours(o.cost, calendar))
                      for i, o in enumerate(note.owners)),
         severity_rules=tuple(SeverityRule(i, compile_match(r.match, keys), r.severity)
                              for i, r in enumerate(note.severity)),
@@ -279,6 +285,12 @@ def _compile(note: ScopeNote, shown: str, digest: str, paging_service_id: str | 
         max_pages_per_hour=note.paging.max_per_hour,
         paging_service_id=paging_service_id,
     )
+
+
+def _cost_hours(text: str, calendar: Calendar) -> float:
+    """Return a line's cost in hours; a business day counts as one business day's length."""
+    cost = parse_duration(text)
+    return cost.hours() + cost.business_days * calendar.day_seconds / 3600.0
 
 
 def _pad(clock: str) -> str:

@@ -11,7 +11,15 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+)
 
 from router.durations import parse_duration
 from router.model import KINDS, SOURCES, STATUSES
@@ -58,6 +66,26 @@ class SeverityBound(Strict):
     at_most: SevName | None = None
 
 
+# The loc tags pydantic puts after `severity` in an error path; `router.scope` drops them.
+SEVERITY_FORMS = ("bound", "names")
+
+
+def _severity_form(value: Any) -> str:
+    """`{at_least: sevN}` / `{at_most: sevN}` is a bound; anything else is severity names.
+
+    Choosing the form first means a bad value gets one error from its own form, not a
+    second one complaining that it is not the other form either.
+    """
+    return "bound" if isinstance(value, dict | SeverityBound) else "names"
+
+
+SeverityMatch = Annotated[
+    Annotated[SeverityBound, Tag("bound")]
+    | Annotated[list[SevName], BeforeValidator(_as_list), Tag("names")],
+    Discriminator(_severity_form),
+]
+
+
 class MatchSpec(Strict):
     source: StrList = []
     kind: StrList = []
@@ -65,7 +93,7 @@ class MatchSpec(Strict):
     labels: StrList = []
     labels_all: StrList = []
     priority: StrList = []
-    severity: SeverityBound | Annotated[list[SevName], BeforeValidator(_as_list)] = []
+    severity: SeverityMatch = []
     status: StrList = []
     assignee: StrList = []
     reporter: StrList = []

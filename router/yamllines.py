@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import yaml
+
+_PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 
 Path = tuple[str | int, ...]
 
@@ -22,8 +25,9 @@ class YamlProblem(ValueError):
 def load_with_lines(text: str) -> tuple[Any, dict[Path, int]]:
     """Parse `text` and return the data and a map from each key path to its line.
 
-    Times such as `9:00` stay strings (YAML 1.1 would read them as base-60 integers), and
-    a key given twice is an error rather than silently keeping the last one.
+    Times such as `9:00` stay strings (YAML 1.1 would read them as base-60 integers), as
+    do other integers not written in plain decimal (`007`, `0x1F`, `1_000`), and a key
+    given twice is an error rather than silently keeping the last one.
     """
     loader = yaml.SafeLoader(text)
     try:
@@ -57,7 +61,9 @@ def _build(node: yaml.Node, path: Path, lines: dict[Path, int], loader: yaml.Saf
 
 def _scalar(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
     if isinstance(node, yaml.ScalarNode):
-        if node.tag.endswith(":int") and ":" in node.value:
+        if node.tag.endswith(":int") and not _PLAIN_INT.fullmatch(node.value):
+            # `9:00` (base 60), `007`/`0123` (octal), `0x1F`, `1_002`: YAML 1.1 would turn
+            # these into other numbers; keep the text (times, account ids, project keys).
             return node.value
         if node.tag.endswith(":timestamp"):
             return node.value  # dates stay text; the schema parses them

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from router.decide import decide
-from router.model import Decision, Event, History
+from router.model import Check, Decision, Event, History
 from router.simulate import Delivery, simulate
 from tests.support import at, event_for, example_scope, fixture_event, fixture_item, scope_with
 
@@ -343,7 +343,5 @@ def test_evidence_lists_every_trigger_with_the_values_seen() -> None:
     triggers = {t["id"]: t for t in d.evidence["triggers"]}
     assert set(triggers) == {t.id for t in SCOPE.triggers}
     assert triggers["revenue-path"]["held"] is True
-    assert {"key": "labels", "held": True, "saw": "label payments"} in \
-        triggers["revenue-path"]["checks"]
-    assert triggers["many-users"]["checks"][0] == {"key": "kind", "held": False,
-                                                    "saw": "kind ticket"}
+    assert Check("labels", True, "label payments") in triggers["revenue-path"]["checks"]
+    assert triggers["many-users"]["checks"] == (Check("kind", False, "kind ticket"),)
