@@ -1,7 +1,8 @@
-"""Keep the cross-item ledger in memory: open pages, the weekly cap, timers (for `replay`).
+"""The cross-item ledger: open pages, the weekly cap, timers. Pure rules plus a memory copy.
 
-The service keeps the same facts in its database; both feed `decide()` a `History` and
-apply decisions with the same rules (`record`), so a replay predicts what the service does.
+`effects()` says what one decision changes in the ledger; `MemoryLedger` (for `replay`)
+and the database ledger (`router.records`, for the service) both apply exactly those
+effects, so a replay predicts what the service does.
 """
 
 from __future__ import annotations
@@ -19,6 +20,52 @@ from router.scope import Scope
 
 ItemId = tuple[str, str]  # (source, id)
 DEFAULT_PAGE_HOURS = 1.0  # an escalation's CTO time when acknowledged->resolved is unknown
+
+
+@dataclass(frozen=True, slots=True)
+class PageOpened:
+    dedup_key: str
+    trigger: str
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What one decision changes beyond the item itself."""
+
+    opened: tuple[PageOpened, ...] = ()
+    joined: tuple[str, ...] = ()  # open pages the item joins (incl. the ones it opened)
+    resolved: tuple[str, ...] = ()  # pages to close
+    leaves_pages: bool = False  # the item is resolved: it no longer keeps any page open
+    charge_hours: float = 0.0  # CTO-owned work charged to this week
+    timers: tuple[tuple[str, datetime], ...] = ()  # (trigger id, due) to arm
+    newer_state: bool = True  # the event's item state is the newest seen
+
+
+def effects(event: Event, decision: Decision, history: History) -> Effects:
+    """Return the ledger changes a decision makes; `history` is the item's before it."""
+    item = event.item
+    if item is None:
+        return Effects(newer_state=False)
+    opened = tuple(PageOpened(a.dedup_key, a.trigger or "")
+                   for a in decision.actions if a.type == "page" and a.dedup_key)
+    joined = [p.dedup_key for p in opened]
+    if decision.outcome == "escalate":
+        for hit in decision.triggers:
+            key = dedup_key(hit.id, hit.group_key, item)
+            if key in history.open_pages and key not in joined:
+                joined.append(key)
+    newer = (event.event_type == "timer" or history.newest_at is None
+             or event.occurred_at is None or event.occurred_at >= history.newest_at)
+    return Effects(
+        opened=opened,
+        joined=tuple(joined),
+        resolved=tuple(a.dedup_key for a in decision.actions
+                       if a.type == "resolve_page" and a.dedup_key),
+        leaves_pages=item.status == "resolved" or event.deleted,
+        charge_hours=decision.cap_hours,
+        timers=tuple((hit.id, hit.due) for hit in decision.pending if hit.due is not None),
+        newer_state=newer,
+    )
 
 
 @dataclass(order=True, slots=True)
@@ -50,59 +97,50 @@ class MemoryLedger:
         base = self.histories.get(item_id, History()) if item_id else History()
         week = week_start(now, self.scope.tz, self.scope.week_starts)
         keys = self.item_pages.get(item_id, ()) if item_id else ()
-        member_of = {key: len(self.pages[key]) - 1 for key in keys}
         while self.page_times and self.page_times[0] <= now - timedelta(hours=1):
             self.page_times.popleft()  # replay moves forward in time
         return replace(
             base,
-            member_of=member_of,
+            member_of={key: len(self.pages[key]) - 1 for key in keys},
             open_pages=self.pages.keys(),
             cap_used_hours=self.week_hours[week],
             charged_this_week=item_id in self.week_charged[week],
             pages_last_hour=len(self.page_times),
         )
 
-    def record(self, event: Event, decision: Decision, now: datetime) -> None:
-        """Apply a decision: remember the item, open/join/resolve pages, charge the cap."""
+    def record(self, event: Event, decision: Decision, history: History, now: datetime) -> None:
+        """Apply a decision's effects; `history` is what decide() was given."""
         item = event.item
         if item is None:
             return
         item_id = (item.source, item.id)
-        old = self.histories.get(item_id, History())
-        if event.event_type == "timer" or old.newest_at is None or (
-                event.occurred_at is None or event.occurred_at >= old.newest_at):
+        change = effects(event, decision, history)
+        if change.newer_state:
             self.items[item_id] = item
-        self.histories[item_id] = remember(old, event, decision)
+        self.histories[item_id] = remember(self.histories.get(item_id, History()), event,
+                                           decision)
         week = week_start(now, self.scope.tz, self.scope.week_starts)
-        for action in decision.actions:
-            if action.type == "page" and action.dedup_key:
-                self.pages.setdefault(action.dedup_key, set())
-                self._join(action.dedup_key, item_id)
-                self.page_times.append(now)
-                self.week_hours[week] += DEFAULT_PAGE_HOURS
-            elif action.type == "resolve_page" and action.dedup_key:
-                for member in self.pages.pop(action.dedup_key, set()):
-                    self.item_pages[member].discard(action.dedup_key)
-        if decision.outcome == "escalate":
-            for hit in decision.triggers:
-                key = dedup_key(hit.id, hit.group_key, item)
-                if key in self.pages:
-                    self._join(key, item_id)
-        if item.status == "resolved" or event.deleted:
+        for page in change.opened:
+            self.pages.setdefault(page.dedup_key, set())
+            self.page_times.append(now)
+            self.week_hours[week] += DEFAULT_PAGE_HOURS
+        for key in change.joined:
+            self.pages[key].add(item_id)
+            self.item_pages.setdefault(item_id, set()).add(key)
+        for key in change.resolved:
+            for member in self.pages.pop(key, set()):
+                self.item_pages[member].discard(key)
+        if change.leaves_pages:
             for key in self.item_pages.pop(item_id, set()):
                 self.pages[key].discard(item_id)
-        if decision.cap_hours:
-            self.week_hours[week] += decision.cap_hours
+        if change.charge_hours:
+            self.week_hours[week] += change.charge_hours
             self.week_charged[week].add(item_id)
-        for hit in decision.pending:
-            if hit.due is not None and self.armed.get((item_id, hit.id)) != hit.due:
-                self.armed[(item_id, hit.id)] = hit.due
+        for trigger, due in change.timers:
+            if self.armed.get((item_id, trigger)) != due:
+                self.armed[(item_id, trigger)] = due
                 self._seq += 1
-                heapq.heappush(self.timers, Timer(hit.due, self._seq, item_id, hit.id))
-
-    def _join(self, key: str, item_id: ItemId) -> None:
-        self.pages[key].add(item_id)
-        self.item_pages.setdefault(item_id, set()).add(key)
+                heapq.heappush(self.timers, Timer(due, self._seq, item_id, trigger))
 
     def pop_due(self, until: datetime | None) -> Timer | None:
         """Return the next timer due by `until` (any, if None), dropping superseded ones."""

@@ -50,8 +50,9 @@ def simulate(deliveries: Iterable[Delivery], scope: Scope, fire_remaining: bool 
         yield from _fire_timers(ledger, scope, event.occurred_at)
         now = event.occurred_at or _latest(ledger)
         item_id = (event.item.source, event.item.id) if event.item else None
-        decision = decide(event, scope, ledger.history(item_id, now), now)
-        ledger.record(event, decision, now)
+        history = ledger.history(item_id, now)
+        decision = decide(event, scope, history, now)
+        ledger.record(event, decision, history, now)
         yield Step(delivery.origin, event, decision, event.occurred_at)
     if fire_remaining:
         yield from _fire_timers(ledger, scope, None)
@@ -62,8 +63,9 @@ def _fire_timers(ledger: MemoryLedger, scope: Scope, until: datetime | None) -> 
         item = ledger.items[timer.item]
         event = Event(source=item.source, event_type="timer", occurred_at=timer.due,
                       actor=None, item=item, summary=f"timer {timer.trigger} due")
-        decision = decide(event, scope, ledger.history(timer.item, timer.due), timer.due)
-        ledger.record(event, decision, timer.due)
+        history = ledger.history(timer.item, timer.due)
+        decision = decide(event, scope, history, timer.due)
+        ledger.record(event, decision, history, timer.due)
         yield Step(None, event, decision, timer.due)
 
 

@@ -1,0 +1,198 @@
+"""Process stored deliveries and due timers: normalize, decide, record (SPEC §1, §8).
+
+Each batch is one transaction: take the ledger lock, claim the oldest pending deliveries
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL), decide each, record the decisions and mark the
+rows done, commit. A crash before the commit leaves the rows pending, so a restarted
+worker decides them again and each delivery still ends with exactly one decision.
+
+The ledger lock (a PostgreSQL transaction advisory lock; SQLite has one writer anyway)
+makes replicas take turns on the ledger, so two workers never both open a page for the
+same group, and deliveries are decided in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, event, select, text, update
+
+from adapters import ADAPTERS
+from router.db import make_engine
+from router.decide import decide
+from router.model import SOURCES, Event, History, PayloadError
+from router.records import DbLedger, Origin, timers
+from router.scope import Scope
+from router.store import inbox
+
+log = logging.getLogger("firstline.worker")
+LEDGER_LOCK = 0x666C  # "fl": the advisory lock id every firstline worker takes
+MAX_ATTEMPTS = 5
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def worker_engine(url: str) -> Engine:
+    """Return an engine for the worker; on SQLite its transactions begin IMMEDIATE.
+
+    The worker reads, then writes: a deferred SQLite transaction would fail with
+    SQLITE_BUSY_SNAPSHOT whenever ingest commits in between. Taking the write lock at BEGIN
+    (SQLAlchemy's pysqlite recipe, which SAVEPOINTs need as well) makes it wait instead.
+    """
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    return engine
+
+
+@dataclass
+class WorkerStats:
+    """Counters the service exposes on /metrics and /readyz."""
+
+    decided: int = 0
+    failed: int = 0
+    timers_fired: int = 0
+    last_beat: float = 0.0  # monotonic time of the last loop, for liveness
+    by_outcome: dict[str, int] | None = None
+    latency_sum: float = 0.0  # seconds from receipt to decision, summed
+
+    def count(self, outcome: str) -> None:
+        if self.by_outcome is None:
+            self.by_outcome = {}
+        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
+
+
+class Worker:
+    """Decide what the inbox holds and what timers say, one transaction per batch."""
+
+    def __init__(self, engine: Engine, scope: Callable[[], Scope], clock: Clock = utcnow,
+                 batch: int = 100) -> None:
+        self.engine = engine
+        self.scope = scope  # a callable, so a SIGHUP reload takes effect at the next batch
+        self.clock = clock
+        self.batch = batch
+        self.stats = WorkerStats()
+
+    def run_once(self) -> int:
+        """Process one batch of deliveries and one of due timers; return how many."""
+        with self.engine.begin() as conn:
+            self._lock(conn)
+            done = self._deliveries(conn) + self._timers(conn)
+        self.stats.last_beat = time.monotonic()
+        return done
+
+    def drain(self) -> int:
+        """Process until nothing is pending or due (tests, `firstline worker --once`)."""
+        total = 0
+        while (n := self.run_once()) > 0:
+            total += n
+        return total
+
+    async def run(self, stop: asyncio.Event, idle: float = 0.2) -> None:
+        """Loop until `stop` is set, sleeping `idle` seconds whenever there was nothing."""
+        while not stop.is_set():
+            try:
+                busy = await asyncio.to_thread(self.run_once)
+            except Exception:  # the database went away: keep the service up, try again
+                log.exception("worker batch failed; retrying")
+                busy = 0
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), idle)
+
+    def _lock(self, conn: Connection) -> None:
+        # SQLite: `worker_engine` already began the transaction IMMEDIATE (the write lock).
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
+
+    def _deliveries(self, conn: Connection) -> int:
+        stmt = (select(inbox.c.id, inbox.c.source, inbox.c.delivery_id, inbox.c.event_type,
+                       inbox.c.body, inbox.c.received_at, inbox.c.attempts)
+                .where(inbox.c.status == "pending").order_by(inbox.c.id).limit(self.batch))
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = conn.execute(stmt).all()
+        scope = self.scope()
+        ledger = DbLedger(conn, scope)
+        for row in rows:
+            now = self.clock()
+            try:
+                with conn.begin_nested():
+                    event = _parse(row.source, row.event_type, row.body, row.received_at)
+                    outcome = self._decide(ledger, scope, event, now,
+                                           Origin(inbox_id=row.id, delivery_id=row.delivery_id))
+                    conn.execute(update(inbox).where(inbox.c.id == row.id).values(
+                        status="done", processed_at=now))
+                self.stats.decided += 1
+                self.stats.count(outcome)
+                self.stats.latency_sum += (now - row.received_at).total_seconds()
+            except Exception as exc:  # a bug must not block the queue: park the row
+                log.exception("delivery %s (%s) could not be decided", row.id, row.source)
+                failed = row.attempts + 1 >= MAX_ATTEMPTS
+                conn.execute(update(inbox).where(inbox.c.id == row.id).values(
+                    attempts=row.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:2000],
+                    status="failed" if failed else "pending"))
+                self.stats.failed += failed
+        return len(rows)
+
+    def _timers(self, conn: Connection) -> int:
+        now = self.clock()
+        stmt = (select(timers.c.id, timers.c.source, timers.c.item_id, timers.c.trigger_id,
+                       timers.c.due_at)
+                .where(timers.c.armed.is_(True), timers.c.due_at <= now)
+                .order_by(timers.c.due_at).limit(self.batch))
+        rows = conn.execute(stmt).all()
+        scope = self.scope()
+        ledger = DbLedger(conn, scope)
+        for row in rows:
+            conn.execute(update(timers).where(timers.c.id == row.id).values(armed=False))
+            item, _ = ledger.load(row.source, row.item_id)
+            if item is None:
+                continue
+            event = Event(source=item.source, event_type="timer", occurred_at=row.due_at,
+                          actor=None, item=item, summary=f"timer {row.trigger_id} due")
+            key = f"{row.source}:{row.item_id}:{row.trigger_id}:{row.due_at.isoformat()}"
+            outcome = self._decide(ledger, scope, event, row.due_at, Origin(timer_key=key))
+            self.stats.timers_fired += 1
+            self.stats.count(outcome)
+        return len(rows)
+
+    def _decide(self, ledger: DbLedger, scope: Scope, event: Event, now: datetime,
+                origin: Origin) -> str:
+        item = event.item
+        history = History()
+        if item is not None:
+            history = ledger.history(item.source, item.id, ledger.load(item.source, item.id)[1],
+                                     now)
+        decision = decide(event, scope, history, now)
+        ledger.record(event, decision, history, now, origin)
+        return decision.outcome
+
+
+def _parse(source: str, event_type: str | None, body: bytes, received_at: datetime) -> Event:
+    """Parse a stored delivery; a payload no adapter understands is decided `ignore`."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r} in the inbox")
+    try:
+        return ADAPTERS[source].parse(orjson.loads(body), event_type)
+    except (orjson.JSONDecodeError, PayloadError) as exc:
+        return Event(source=source, event_type=event_type or "unknown",
+                     occurred_at=received_at, actor=None, item=None,
+                     ignore_reason=f"not an event firstline understands: {exc}")

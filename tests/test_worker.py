@@ -1,0 +1,133 @@
+"""The worker on a real database: stored deliveries in, one decision each, timers fired."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import orjson
+import pytest
+from sqlalchemy import Engine, func, select
+
+from router import store
+from router.records import decisions, escalations, items, timers
+from router.worker import Worker, worker_engine
+from tests.support import example_scope, fixture_bytes, fixture_event
+from tests.dbs import fresh_database_url
+
+SCOPE = example_scope()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) \
+        -> Iterator[Engine]:
+    with fresh_database_url(request.param, tmp_path_factory) as url:
+        engine = worker_engine(url)
+        yield engine
+        engine.dispose()
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def put(engine: Engine, source: str, name: str, delivery_id: str, received: datetime,
+        event_type: str | None = None, body: bytes | None = None) -> None:
+    with engine.begin() as conn:
+        stored = store.insert_delivery(conn, store.Delivery(
+            source, delivery_id, event_type, "{}", body or fixture_bytes(source, name),
+            received))
+    assert stored.status == "accepted"
+
+
+def rows(engine: Engine, table: object, *columns: object) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(*columns))]  # type: ignore[call-overload]
+
+
+def test_every_fixture_is_decided_exactly_once(engine: Engine) -> None:
+    from tests.support import FIXTURES
+
+    received = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
+    n = 0
+    for path in sorted(FIXTURES.glob("*/*.json")):
+        source = path.parent.name
+        event_type = path.name.split(".")[0] if source == "github" else None
+        put(engine, source, path.stem, f"d-{n}", received, event_type)
+        n += 1
+    worker = Worker(engine, lambda: SCOPE, Clock(received))
+    assert worker.drain() >= n
+    got = rows(engine, decisions, decisions.c.delivery_id, decisions.c.outcome)
+    delivered = [d for d, _ in got if d is not None]
+    assert sorted(delivered) == sorted(f"d-{i}" for i in range(n))
+    with engine.connect() as conn:
+        pending = conn.execute(select(func.count()).where(
+            store.inbox.c.status != "done")).scalar_one()
+    assert pending == 0
+    # each outcome the example scope gives these fixtures is represented
+    assert {o for _, o in got} >= {"escalate", "reassign", "keep", "ignore"}
+
+
+def test_timer_fires_when_due_and_the_decision_has_no_delivery(engine: Engine) -> None:
+    event = fixture_event("jira", "issue_created")  # sev2, unassigned: no-owner pending
+    assert event.item is not None
+    created = event.item.created_at
+    clock = Clock(created + timedelta(minutes=1))
+    put(engine, "jira", "issue_created", "jira-1", clock.now)
+    worker = Worker(engine, lambda: SCOPE, clock)
+    worker.drain()
+    assert rows(engine, timers, timers.c.trigger_id, timers.c.due_at, timers.c.armed) == [
+        ("no-owner", created + timedelta(minutes=15), True)]
+    clock.now = created + timedelta(minutes=14)
+    assert worker.drain() == 0
+    clock.now = created + timedelta(minutes=16)
+    worker.drain()
+    got = rows(engine, decisions, decisions.c.delivery_id, decisions.c.outcome,
+               decisions.c.triggers)
+    assert got == [("jira-1", "reassign", "[]"), (None, "escalate", '["no-owner"]')]
+    assert rows(engine, escalations, escalations.c.dedup_key, escalations.c.status) == [
+        ("firstline/no-owner/jira:10040", "open")]
+
+
+def test_out_of_order_delivery_keeps_the_newest_state(engine: Engine) -> None:
+    now = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
+    newer = orjson.loads(fixture_bytes("jira", "issue_updated.resolved"))
+    put(engine, "jira", "", "new", now, body=orjson.dumps(newer))
+    older = orjson.loads(fixture_bytes("jira", "issue_updated.issue_assigned"))
+    older["timestamp"] = newer["timestamp"] - 60_000
+    put(engine, "jira", "", "old", now, body=orjson.dumps(older))
+    Worker(engine, lambda: SCOPE, Clock(now)).drain()
+    got = dict(rows(engine, decisions, decisions.c.delivery_id, decisions.c.outcome))
+    assert got == {"new": "keep", "old": "ignore"}
+    state = rows(engine, items, items.c.state)
+    assert len(state) == 1 and orjson.loads(str(state[0][0]))["status"] == "resolved"
+
+
+def test_grouped_escalations_page_once_across_many_deliveries(engine: Engine) -> None:
+    base = orjson.loads(fixture_bytes("jira", "issue_created"))
+    now = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
+    for n in range(20):
+        body = orjson.loads(orjson.dumps(base))
+        body["issue"]["id"] = str(50000 + n)
+        body["issue"]["key"] = f"TES-{500 + n}"
+        body["issue"]["fields"]["labels"] = ["checkout"]
+        put(engine, "jira", "", f"storm-{n}", now, body=orjson.dumps(body))
+    Worker(engine, lambda: SCOPE, Clock(now), batch=7).drain()
+    outcomes = rows(engine, decisions, decisions.c.outcome)
+    assert outcomes == [("escalate",)] * 20
+    assert rows(engine, escalations, escalations.c.dedup_key) == [
+        ("firstline/revenue-path/TES",)]
+
+
+def test_undecidable_payload_is_decided_ignore_not_lost(engine: Engine) -> None:
+    now = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
+    put(engine, "linear", "", "garbage", now, body=b'{"hello": "world"}')
+    Worker(engine, lambda: SCOPE, Clock(now)).drain()
+    got = rows(engine, decisions, decisions.c.delivery_id, decisions.c.outcome,
+               decisions.c.reason)
+    assert got[0][:2] == ("garbage", "ignore")
+    assert "not an event firstline understands" in str(got[0][2])
