@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from router import payloads
+from router import payloads, service_cli
 from router.decide import decide
 from router.model import History
 from router.render import decision_json, dumps, format_table, table_row
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (CliError, payloads.InputError) as exc:
+    except (CliError, payloads.InputError, service_cli.ServiceError) as exc:
         print(f"firstline: {exc}", file=sys.stderr)
         return 1
     except ScopeError as exc:
@@ -69,9 +69,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", default="scope.yaml")
     p.add_argument("--compare", metavar="OLD", help="also decide under OLD and show changes")
     p.add_argument("--source", help="source of files not under a <source>/ folder")
+    p.add_argument("--from-db", action="store_true",
+                   help="replay what the service received (FIRSTLINE_DATABASE_URL)")
+    p.add_argument("--since", help="with --from-db: deliveries received since this date")
     p.add_argument("--json", action="store_true")
-    p.add_argument("paths", nargs="+", metavar="DIR_OR_FILE")
+    p.add_argument("paths", nargs="*", metavar="DIR_OR_FILE")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("serve", help="run the HTTP service and its worker")
+    p.add_argument("--rules", help="scope note (default: FIRSTLINE_RULES or ./scope.yaml)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument("--no-worker", action="store_true", help="only receive; run "
+                   "`firstline worker` separately")
+    p.set_defaults(func=service_cli.cmd_serve)
+
+    p = sub.add_parser("worker", help="run only the worker (deliveries and timers)")
+    p.add_argument("--rules", help="scope note (default: FIRSTLINE_RULES or ./scope.yaml)")
+    p.add_argument("--once", action="store_true", help="process what is there, then exit")
+    p.set_defaults(func=service_cli.cmd_worker)
+
+    p = sub.add_parser("db", help="database maintenance")
+    dbsub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = dbsub.add_parser("upgrade", help="apply database migrations")
+    up.set_defaults(func=service_cli.cmd_db_upgrade)
     return parser
 
 
@@ -145,7 +167,12 @@ def _explain_text(obj: dict[str, Any]) -> str:
 def cmd_replay(args: argparse.Namespace) -> int:
     source = payloads.check_source(args.source) if args.source else None
     scope = _load(args.rules)
-    deliveries = list(payloads.load_deliveries([Path(p) for p in args.paths], source))
+    if args.from_db:
+        deliveries = service_cli.deliveries_from_db(args.since)
+    elif not args.paths:
+        raise CliError("replay: name payload files or folders, or pass --from-db")
+    else:
+        deliveries = list(payloads.load_deliveries([Path(p) for p in args.paths], source))
     steps = list(simulate(deliveries, scope))
     if args.compare:
         old = _load(args.compare)

@@ -1,0 +1,132 @@
+"""The service's commands: `firstline serve`, `firstline worker`, `firstline db upgrade`.
+
+Kept apart from `router.cli` so that `check`, `explain` and `replay` start without
+importing the web stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from router.simulate import Delivery
+
+if TYPE_CHECKING:
+    from router.settings import Settings
+
+
+class ServiceError(Exception):
+    """The service cannot start; one line saying why and what to do."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from router.settings import Settings
+
+    if getattr(args, "rules", None):
+        os.environ["FIRSTLINE_RULES"] = args.rules  # the uvicorn factory reads it too
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError: a bad FIRSTLINE_* value
+        raise ServiceError(f"configuration: {exc}") from exc
+
+
+def _ready(args: argparse.Namespace) -> Settings:
+    """Return settings after checking the scope note and the database."""
+    from router.service import DatabaseNotReady, ScopeHolder, prepare_database
+
+    settings = _settings(args)
+    ScopeHolder(settings)  # raises ScopeError, printed by main
+    try:
+        prepare_database(settings)
+    except DatabaseNotReady as exc:
+        raise ServiceError(str(exc)) from exc
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    _ready(args)
+    if args.no_worker:
+        from router.service import RUN_WORKER_ENV
+
+        os.environ[RUN_WORKER_ENV] = "false"  # the uvicorn factory reads it
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run("router.service:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="info", access_log=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from router.service import ScopeHolder
+    from router.worker import Worker, worker_engine
+
+    settings = _ready(args)
+    holder = ScopeHolder(settings)
+    worker = Worker(worker_engine(settings.database_url), holder)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.once:
+        print(f"decided {worker.drain()} deliveries and timers")
+        return 0
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, holder.reload)
+        await worker.run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from router.db import upgrade
+
+    settings = _settings(args)
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:
+        raise ServiceError(f"db upgrade failed: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    print("database is up to date")
+    return 0
+
+
+def deliveries_from_db(since: str | None) -> list[Delivery]:
+    """Read the stored deliveries (oldest first) as replay input."""
+    from sqlalchemy import select
+
+    from router.db import make_engine
+    from router.store import inbox
+    from router.worker import _parse
+
+    settings = _settings(argparse.Namespace())
+    start = None
+    if since:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError as exc:
+            raise ServiceError(f"--since {since!r}: not an ISO date") from exc
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    engine = make_engine(settings.database_url)
+    stmt = select(inbox.c.id, inbox.c.source, inbox.c.event_type, inbox.c.body,
+                  inbox.c.received_at).order_by(inbox.c.id)
+    if start is not None:
+        stmt = stmt.where(inbox.c.received_at >= start)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    except Exception as exc:
+        raise ServiceError(f"cannot read the database: {type(exc).__name__}") from exc
+    finally:
+        engine.dispose()
+    return [Delivery(f"inbox:{r.id}", _parse(r.source, r.event_type, r.body, r.received_at))
+            for r in rows]
+
