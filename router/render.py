@@ -67,6 +67,7 @@ def table_row(at: datetime | None, event: Event, decision: Decision, origin: str
     fired = ",".join(t.id for t in decision.triggers) or "-"
     return [
         at.strftime("%Y-%m-%d %H:%M") if at else "-",
+        event.event_type if event.event_type.startswith(event.source) else
         f"{event.source}:{event.event_type}",
         key,
         decision.outcome,
