@@ -12,8 +12,8 @@ from sqlalchemy import Engine, func, select
 from router import store
 from router.records import decisions, escalations, items, timers
 from router.worker import Worker, worker_engine
-from tests.support import example_scope, fixture_bytes, fixture_event
 from tests.dbs import fresh_database_url
+from tests.support import example_scope, fixture_bytes, fixture_event
 
 SCOPE = example_scope()
 

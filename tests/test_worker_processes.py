@@ -57,7 +57,8 @@ def counts(engine: Engine) -> tuple[int, int, int]:
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).where(
             decisions.c.inbox_id.is_not(None))).scalar_one()
-        distinct = conn.execute(select(func.count(func.distinct(decisions.c.inbox_id)))).scalar_one()
+        distinct = conn.execute(
+            select(func.count(func.distinct(decisions.c.inbox_id)))).scalar_one()
         pending = conn.execute(select(func.count()).where(
             store.inbox.c.status == "pending")).scalar_one()
     return int(total), int(distinct), int(pending)
