@@ -26,9 +26,10 @@ from sqlalchemy import Connection, Engine, event, select, text, update
 
 from adapters import ADAPTERS
 from router.db import make_engine
+from router.dbledger import DbLedger, Origin
 from router.decide import decide
 from router.model import SOURCES, Event, History, PayloadError
-from router.records import DbLedger, Origin, timers
+from router.records import timers
 from router.scope import Scope
 from router.store import inbox
 
@@ -129,8 +130,10 @@ class Worker:
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         rows = conn.execute(stmt).all()
+        if not rows:
+            return 0
         scope = self.scope()
-        ledger = DbLedger(conn, scope)
+        ledger = DbLedger(conn, scope, self.clock())
         for row in rows:
             now = self.clock()
             try:
@@ -159,8 +162,10 @@ class Worker:
                 .where(timers.c.armed.is_(True), timers.c.due_at <= now)
                 .order_by(timers.c.due_at).limit(self.batch))
         rows = conn.execute(stmt).all()
+        if not rows:
+            return 0
         scope = self.scope()
-        ledger = DbLedger(conn, scope)
+        ledger = DbLedger(conn, scope, now)
         for row in rows:
             conn.execute(update(timers).where(timers.c.id == row.id).values(armed=False))
             item, _ = ledger.load(row.source, row.item_id)
@@ -177,10 +182,7 @@ class Worker:
     def _decide(self, ledger: DbLedger, scope: Scope, event: Event, now: datetime,
                 origin: Origin) -> str:
         item = event.item
-        history = History()
-        if item is not None:
-            history = ledger.history(item.source, item.id, ledger.load(item.source, item.id)[1],
-                                     now)
+        history = ledger.history(item.source, item.id, now) if item else History()
         decision = decide(event, scope, history, now)
         ledger.record(event, decision, history, now, origin)
         return decision.outcome
