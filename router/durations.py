@@ -37,7 +37,8 @@ class Duration:
         return bool(self.business_hours or self.business_days)
 
     def hours(self) -> float:
-        """Return the span in hours, counting a business day as the given day length."""
+        """Return the span in hours, business days not included (their length is the
+        calendar's: see `router.scope._cost_hours`)."""
         return self.seconds / 3600.0 + self.business_hours
 
 

@@ -34,12 +34,13 @@ def escalation_actions(ctx: _Ctx, fired: list[TriggerHit], now: datetime) \
     """Return the actions of an escalation and a note for the reason.
 
     One page per decision, and none while a page covering this item or its group is open:
-    later items join that escalation. An item already part of it gets no new actions.
+    later items join that escalation. An item already part of an open escalation gets no
+    new page or comment, whichever trigger fires now.
     """
     item, history, scope = ctx.item, ctx.history, ctx.scope
     keys = [dedup_key(t.id, t.group_key, item) for t in fired]
-    if any(k in history.member_of for k in keys):
-        return (), "; the item is already part of its open escalation"
+    if history.member_of:  # the CTO is already engaged on this item: page once
+        return (), f"; the item is already part of the open page {min(history.member_of)}"
     open_keys = [k for k in keys if k in history.open_pages]
     actions: list[Action] = []
     if open_keys:

@@ -41,7 +41,11 @@ def load_event(path: Path, source: Source, event_type: str | None = None) -> Eve
     try:
         return ADAPTERS[source].parse(payload, event_type)
     except PayloadError as exc:
-        raise InputError(f"{path}: not a {source} delivery: {exc}") from exc
+        prefix = f"not a {source} delivery: "
+        message = str(exc)
+        if message.lower().startswith(prefix):  # the adapter said it already
+            message = message[len(prefix):]
+        raise InputError(f"{path}: {prefix}{message}") from exc
 
 
 def load_deliveries(paths: list[Path], source: Source | None) -> Iterator[Delivery]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -66,7 +66,7 @@ def table_row(at: datetime | None, event: Event, decision: Decision, origin: str
     key = event.item.key if event.item else (event.ref.key or event.ref.id if event.ref else "-")
     fired = ",".join(t.id for t in decision.triggers) or "-"
     return [
-        at.strftime("%Y-%m-%d %H:%M") if at else "-",
+        at.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ") if at else "-",
         event.event_type if event.event_type.startswith(event.source) else
         f"{event.source}:{event.event_type}",
         key,

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     Tag,
     field_validator,
+    model_validator,
 )
 
 from router.durations import parse_duration
@@ -64,6 +65,12 @@ class Strict(BaseModel):
 class SeverityBound(Strict):
     at_least: SevName | None = None
     at_most: SevName | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> SeverityBound:
+        if self.at_least is None and self.at_most is None:
+            raise ValueError("give at_least or at_most (an empty severity map matches nothing)")
+        return self
 
 
 # The loc tags pydantic puts after `severity` in an error path; `router.scope` drops them.

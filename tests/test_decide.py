@@ -75,6 +75,14 @@ def test_open_page_is_not_paged_again_and_a_member_gets_no_new_actions() -> None
     assert joined.outcome == "escalate" and joined.actions == ()
 
 
+def test_a_second_trigger_on_an_escalated_item_does_not_page_again() -> None:
+    key = "firstline/data-at-risk/jira:10040"
+    event = ticket(labels=frozenset({"legal"}))  # fires `legal`, whose page is not open
+    d = run(event, History(open_pages=frozenset({key}), member_of={key: 0}))
+    assert d.outcome == "escalate" and [t.id for t in d.triggers] == ["legal"]
+    assert d.actions == () and key in d.reason
+
+
 def test_grouped_trigger_pages_once_for_many_items_in_one_project() -> None:
     deliveries = []
     for n in range(20):
