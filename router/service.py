@@ -22,6 +22,7 @@ from router.db import make_engine, pending_migrations, upgrade_engine
 from router.scope import Scope, ScopeError, load_scope
 from router.settings import Settings
 from router.worker import Worker, worker_engine
+from router.worker_metrics import WorkerCollector
 
 RUN_WORKER_ENV = "FIRSTLINE_RUN_WORKER"  # `serve --no-worker` sets it to false
 
@@ -83,6 +84,8 @@ def build_service(settings: Settings, run_worker: bool = True) -> FastAPI:
     @asynccontextmanager
     async def background(app: FastAPI) -> AsyncIterator[None]:
         app.state.worker = worker
+        if run_worker:
+            app.state.runtime.registry.register(WorkerCollector(worker, engine))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         # Outside the main thread (tests) there is no signal handler; reload() still works.

@@ -12,19 +12,17 @@ from sqlalchemy import Engine, func, select
 from router import store
 from router.records import decisions, escalations, items, timers
 from router.worker import Worker, worker_engine
-from tests.dbs import fresh_database_url
 from tests.support import example_scope, fixture_bytes, fixture_event
 
 SCOPE = example_scope()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) \
-        -> Iterator[Engine]:
-    with fresh_database_url(request.param, tmp_path_factory) as url:
-        engine = worker_engine(url)
-        yield engine
-        engine.dispose()
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """The worker's own engine on a fresh database (SQLite, and PostgreSQL when set)."""
+    engine = worker_engine(db_url)
+    yield engine
+    engine.dispose()
 
 
 class Clock:

@@ -1,0 +1,55 @@
+"""Expose the worker on /metrics: decisions by outcome, backlog, latency, timers, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from router.records import timers
+from router.store import inbox
+from router.worker import Worker
+
+
+class WorkerCollector(Collector):
+    """Report this process's worker counters and the database's backlog per scrape."""
+
+    def __init__(self, worker: Worker, engine: Engine) -> None:
+        self._worker = worker
+        self._engine = engine
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._worker.stats
+        decided = CounterMetricFamily("firstline_decisions", "Decisions made by this process",
+                                      labels=["outcome"])
+        for outcome, n in sorted((stats.by_outcome or {}).items()):
+            decided.add_metric([outcome], n)
+        latency = CounterMetricFamily(
+            "firstline_decision_latency_seconds",
+            "Seconds from a delivery's receipt to its decision, summed (divide by _count)")
+        latency.add_metric([], stats.latency_sum)
+        count = CounterMetricFamily("firstline_decision_latency_count",
+                                    "Deliveries whose latency is summed above")
+        count.add_metric([], stats.decided)
+        fired = CounterMetricFamily("firstline_timers_fired", "Timers that came due and decided")
+        fired.add_metric([], stats.timers_fired)
+        failed = CounterMetricFamily("firstline_deliveries_failed",
+                                     "Deliveries parked as failed after repeated errors")
+        failed.add_metric([], stats.failed)
+        out: list[Metric] = [decided, latency, count, fired, failed]
+        try:
+            with self._engine.connect() as conn:
+                backlog = conn.execute(select(func.count()).where(
+                    inbox.c.status == "pending")).scalar_one()
+                armed = conn.execute(select(func.count()).where(
+                    timers.c.armed.is_(True))).scalar_one()
+        except SQLAlchemyError:
+            return out
+        pending = GaugeMetricFamily("firstline_backlog", "Stored deliveries not yet decided")
+        pending.add_metric([], backlog)
+        armed_timers = GaugeMetricFamily("firstline_timers_armed", "Timers waiting to come due")
+        armed_timers.add_metric([], armed)
+        return [*out, pending, armed_timers]

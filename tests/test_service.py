@@ -1,0 +1,139 @@
+"""The assembled service: signed deliveries in, decisions out through the read API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from router.service import build_service
+from router.settings import Settings
+from tests.support import EXAMPLE_SCOPE
+from tests.vendors import SECRETS, event_of, fixtures, signed_headers
+
+TOKEN = "reader-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def settings(db_url: str, rules: Path = EXAMPLE_SCOPE) -> Settings:
+    return Settings(rules=rules, database_url=db_url, api_token=TOKEN,
+                    jira_webhook_secret=SECRETS["jira"], github_webhook_secret=SECRETS["github"],
+                    pagerduty_webhook_secret=SECRETS["pagerduty"])
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[TestClient]:
+    with TestClient(build_service(settings(db_url))) as c:
+        yield c
+
+
+def post_fixtures(client: TestClient, sources: tuple[str, ...]) -> list[str]:
+    ids = []
+    for source in sources:
+        for path in fixtures(source):
+            body = path.read_bytes()
+            delivery = f"{source}-{path.stem}"
+            answer = client.post(f"/webhooks/{source}", content=body,
+                                 headers=signed_headers(source, body, event_of(path), delivery))
+            assert answer.status_code == 202, answer.text
+            ids.append(delivery)
+    return ids
+
+
+def decisions(client: TestClient, want: int, **params: Any) -> list[dict[str, Any]]:
+    """Page through /api/v1/decisions until `want` are there (the worker runs meanwhile)."""
+    deadline = time.monotonic() + 30
+    while True:
+        got: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, **({"cursor": cursor} if cursor else {})}
+            page = client.get("/api/v1/decisions", params=query, headers=AUTH)
+            assert page.status_code == 200, page.text
+            got += page.json()["items"]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+        if len(got) >= want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+def test_every_delivery_gets_one_decision_readable_through_the_api(client: TestClient) -> None:
+    ids = post_fixtures(client, ("jira", "github", "pagerduty"))
+    got = decisions(client, len(ids), limit=7)
+    assert sorted(d["delivery_id"] for d in got if d["delivery_id"]) == sorted(ids)
+    assert [d["id"] for d in got] == sorted((d["id"] for d in got), reverse=True)
+    first = got[-1]
+    assert set(first) == {"id", "delivery_id", "source", "item_key", "outcome", "owner",
+                          "triggers", "event_at", "decided_at"}
+    escalated = [d for d in got if d["outcome"] == "escalate"]
+    assert escalated and all(d["triggers"] for d in escalated)
+
+
+def test_filters(client: TestClient) -> None:
+    ids = post_fixtures(client, ("jira", "github"))
+    decisions(client, len(ids))
+    github = decisions(client, 0, source="github")
+    assert github and {d["source"] for d in github} == {"github"}
+    ignored = decisions(client, 0, outcome="ignore")
+    assert ignored and {d["outcome"] for d in ignored} == {"ignore"}
+    tes = decisions(client, 0, item="TES-41")
+    assert tes and {d["item_key"] for d in tes} == {"TES-41"}
+    assert decisions(client, 0, since="2030-01-01T00:00:00Z") == []
+    for bad in ({"source": "gitlab"}, {"outcome": "maybe"}, {"cursor": "x"},
+                {"limit": "1001"}, {"since": "2026-01-01T00:00:00"}):
+        answer = client.get("/api/v1/decisions", params=bad, headers=AUTH)
+        assert answer.status_code in (400, 422), (bad, answer.text)
+
+
+def test_read_api_needs_the_token(client: TestClient, db_url: str) -> None:
+    for path in ("/api/v1/decisions", "/api/v1/escalations", "/api/v1/scope"):
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get(path, headers=AUTH).status_code == 200
+    no_token = settings(db_url).model_copy(update={"api_token": None})
+    with TestClient(build_service(no_token)) as other:
+        assert other.get("/api/v1/decisions", headers=AUTH).status_code == 401
+
+
+def test_escalations_and_scope(client: TestClient) -> None:
+    post_fixtures(client, ("pagerduty",))
+    deadline = time.monotonic() + 30
+    while not (found := client.get("/api/v1/escalations", headers=AUTH).json()["items"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    one = client.get(f"/api/v1/escalations/{found[0]['id']}", headers=AUTH).json()
+    assert one["status"] == "open" and one["dedup_key"].startswith("firstline/")
+    assert one["items"] and one["items"][0]["source"] == "pagerduty"
+    assert client.get("/api/v1/escalations/999999", headers=AUTH).status_code == 404
+    scope = client.get("/api/v1/scope", headers=AUTH).json()
+    assert scope["mode"] == "shadow" and scope["note"]["cto"] == "cto"
+
+
+def test_metrics_count_decisions(client: TestClient) -> None:
+    ids = post_fixtures(client, ("github",))
+    decisions(client, len(ids))
+    text = client.get("/metrics").text
+    assert 'firstline_decisions_total{outcome="keep"}' in text
+    assert "firstline_backlog 0.0" in text
+
+
+def test_scope_reload_keeps_the_old_note_when_the_new_one_is_invalid(
+        db_url: str, tmp_path: Path) -> None:
+    rules = tmp_path / "scope.yaml"
+    rules.write_text(EXAMPLE_SCOPE.read_text())
+    app = build_service(settings(db_url, rules), run_worker=False)
+    holder = app.state.scope
+    before = holder().hash
+    rules.write_text("version: 1\nowners: []\n")
+    holder.reload()
+    assert holder().hash == before
+    rules.write_text(EXAMPLE_SCOPE.read_text().replace("ad_hoc_hours_per_week: 6",
+                                                       "ad_hoc_hours_per_week: 4"))
+    holder.reload()
+    assert holder().hash != before and holder().cap_hours == 4
