@@ -32,7 +32,8 @@ from adapters import ADAPTERS
 from adapters.base import InboundAdapter
 from router import store
 from router.db import make_engine, pending_migrations
-from router.ingest import OPENAPI_PATHS, InboxWriter, WebhookIngest, webhook_source
+from router.inbox import InboxWriter
+from router.ingest import OPENAPI_PATHS, WebhookIngest, webhook_source
 from router.model import SOURCES
 from router.settings import Settings
 
@@ -121,7 +122,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await stack.enter_async_context(hook(app))
             yield
     finally:
-        runtime.writer.close()
+        await runtime.writer.aclose()
         runtime.engine.dispose()
 
 

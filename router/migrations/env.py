@@ -12,6 +12,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
+import router.records  # noqa: F401 - registers its tables in store.metadata
 from router.db import make_engine
 from router.store import metadata
 

@@ -1,0 +1,109 @@
+"""The inbox table and its queries, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, select
+
+import router.records  # noqa: F401 - its tables join store.metadata
+from router import store
+from router.inbox import InboxWriter, StorageUnavailable
+
+
+def delivery(delivery_id: str, at: datetime | None = None) -> store.Delivery:
+    return store.Delivery(
+        source="github", delivery_id=delivery_id, event_type="issues",
+        headers='{"x-github-event": "issues"}', body=b'{"action": "opened"}',
+        received_at=at or datetime.now(UTC),
+    )
+
+
+def test_the_migrations_create_exactly_the_tables_the_code_describes(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, store.metadata) == []
+
+
+def test_insert_tells_new_rows_from_duplicates_within_and_across_batches(
+    engine: Engine,
+) -> None:
+    with engine.begin() as conn:
+        first = store.insert_deliveries(conn, [delivery("a"), delivery("b"), delivery("a")])
+    with engine.begin() as conn:
+        second = store.insert_deliveries(conn, [delivery("b"), delivery("c")])
+        single = store.insert_delivery(conn, delivery("c"))
+    assert [s.status for s in first] == ["accepted", "accepted", "duplicate"]
+    assert [s.status for s in second] == ["duplicate", "accepted"]
+    assert single == store.Stored("duplicate")
+    with engine.connect() as conn:
+        ids = list(conn.execute(select(store.inbox.c.id).order_by(store.inbox.c.id)).scalars())
+    assert ids == [first[0].id, first[1].id, second[1].id]
+
+
+def test_a_batch_larger_than_one_statement_is_stored_whole(engine: Engine) -> None:
+    batch = [delivery(f"d{i}") for i in range(store.INSERT_CHUNK * 2 + 7)]
+    with engine.begin() as conn:
+        results = store.insert_deliveries(conn, batch + batch[:3])
+    assert [r.status for r in results].count("accepted") == len(batch)
+    assert len({r.id for r in results if r.id is not None}) == len(batch)
+
+
+def test_received_at_comes_back_in_utc(engine: Engine) -> None:
+    berlin = timezone(timedelta(hours=1))
+    sent = datetime(2026, 11, 21, 20, 15, 3, 123456, tzinfo=berlin)
+    with engine.begin() as conn:
+        store.insert_delivery(conn, delivery("t", sent))
+    with engine.connect() as conn:
+        got = conn.execute(select(store.inbox.c.received_at)).scalar_one()
+    assert got == sent and got.utcoffset() == timedelta(0)
+
+
+def test_a_naive_timestamp_is_refused(engine: Engine) -> None:
+    with pytest.raises(Exception, match="naive datetime"), engine.begin() as conn:
+        conn.execute(store.inbox.insert().values(
+            source="github", delivery_id="n", headers="{}", body=b"{}",
+            received_at=datetime(2026, 1, 1),
+        ))
+
+
+def test_count_inbox_groups_by_source_and_status(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.insert_deliveries(conn, [delivery("a"), delivery("b")])
+        conn.execute(store.inbox.update().where(store.inbox.c.delivery_id == "a")
+                     .values(status="done"))
+        assert store.count_inbox(conn) == [("github", "done", 1), ("github", "pending", 1)]
+
+
+def test_the_writer_commits_concurrent_saves_and_answers_each(engine: Engine) -> None:
+    async def run() -> list[store.Stored]:
+        writer = InboxWriter(engine)
+        try:
+            ids = [f"w{i % 150}" for i in range(300)]
+            return await asyncio.gather(*(writer.save(delivery(i)) for i in ids))
+        finally:
+            await writer.aclose()
+
+    results = asyncio.run(run())
+    accepted = [r.id for r in results if r.status == "accepted"]
+    assert len(accepted) == 150 == len(set(accepted))
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(store.inbox.c.id)).scalars()) == sorted(accepted)
+
+
+def test_the_writer_reports_an_unreachable_database(unreachable_pg_url: str) -> None:
+    from router.db import make_engine
+
+    async def run() -> None:
+        writer = InboxWriter(make_engine(unreachable_pg_url))
+        try:
+            with pytest.raises(StorageUnavailable):
+                await writer.save(delivery("x"))
+        finally:
+            await writer.aclose()
+
+    asyncio.run(run())
