@@ -153,8 +153,8 @@ def _owner_line(scope: Scope, facts: Facts) -> tuple[OwnerRule | None, tuple[Che
 def _effective_owner(scope: Scope, owner: str | None, now: datetime) \
         -> tuple[str | None, dict[str, Any]]:
     """Return the owner, or the backup (and theirs) while the owner is away."""
-    if owner is None:
-        return None, {}
+    if owner is None or not scope.people[owner].away:
+        return owner, {}
     day = local_day(scope, now)
     chain = [owner]
     person = scope.people[owner]

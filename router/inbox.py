@@ -47,6 +47,7 @@ CHECKPOINT_EVERY_S = 0.1
 WAL_RESTART_BYTES = 16 * 1024 * 1024
 RESTART_WAIT_MS = 50
 LOCK_RETRY_S = 0.001
+PG_IN_FLIGHT = int(__import__("os").environ.get("EXP_INFLIGHT", "2"))
 
 Pending = tuple[store.Delivery, "asyncio.Future[store.Stored]"]
 
@@ -64,8 +65,9 @@ class InboxWriter:
         self._max_batch = max_batch
         self._queue: list[Pending] = []
         self._scheduled = False
-        self._task: asyncio.Task[None] | None = None
-        self._pg: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        self._flushers = 0  # PostgreSQL batches in flight
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pool: list[psycopg.AsyncConnection[tuple[object, ...]]] = []
         self._sqlite: Any = None  # the DB-API connection of a pooled SQLAlchemy connection
         self._locked_since: float | None = None
         self._checkpointer: _Checkpointer | None = None
@@ -75,12 +77,15 @@ class InboxWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[store.Stored] = loop.create_future()
         self._queue.append((delivery, future))
-        if not self._scheduled:
+        if self._postgres:
+            if self._flushers < PG_IN_FLIGHT:
+                self._flushers += 1
+                task = loop.create_task(self._flush_postgres())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        elif not self._scheduled:
             self._scheduled = True
-            if self._postgres:
-                self._task = loop.create_task(self._flush_postgres())
-            else:
-                loop.call_soon(self._flush_sqlite)
+            loop.call_soon(self._flush_sqlite)
         return await future
 
     def _take(self) -> list[Pending]:
@@ -156,23 +161,31 @@ class InboxWriter:
 
     async def _flush_postgres(self) -> None:
         """Commit queued batches one after another until the queue is empty."""
+        conn = self._pool.pop() if self._pool else None
         try:
             while self._queue:
                 batch = self._take()
                 try:
                     async with asyncio.timeout(STORE_TIMEOUT_S):
-                        results = await self._insert_postgres([d for d, _ in batch])
+                        if conn is None:
+                            conn = await self._connect()
+                        results = await self._insert_postgres(conn, [d for d, _ in batch])
                 except Exception as exc:
-                    await self._drop_connection()
+                    if conn is not None:
+                        await _close_quietly(conn)
+                    conn = None
                     _fail(batch, exc)
                 else:
                     _resolve(batch, results)
         finally:
-            self._scheduled = False
+            self._flushers -= 1
+            if conn is not None:
+                self._pool.append(conn)
 
-    async def _insert_postgres(self, rows: Sequence[store.Delivery]) -> list[store.Stored]:
-        """Insert on the writer's own connection; autocommit makes each statement durable."""
-        conn = await self._connection()
+    async def _insert_postgres(
+        self, conn: psycopg.AsyncConnection[tuple[object, ...]], rows: Sequence[store.Delivery]
+    ) -> list[store.Stored]:
+        """Insert on a writer connection; autocommit makes each statement durable."""
         plan = store.plan_insert("postgresql", rows)
         returned: list[tuple[object, ...]] = []
         if len(plan.statements) == 1:
@@ -184,34 +197,32 @@ class InboxWriter:
                     returned += await (await conn.execute(sql, params)).fetchall()
         return plan.outcome(returned)
 
-    async def _connection(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
-        if self._pg is None or self._pg.closed:
-            # The engine's URL minus SQLAlchemy's driver suffix is a libpq URI.
-            url = self._engine.url.set(drivername="postgresql")
-            self._pg = await psycopg.AsyncConnection.connect(
-                url.render_as_string(hide_password=False),
-                autocommit=True,
-                connect_timeout=PG_CONNECT_TIMEOUT_S,
-            )
-        return self._pg
-
-    async def _drop_connection(self) -> None:
-        """Forget a connection in an unknown state; the next batch opens a new one."""
-        conn, self._pg = self._pg, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except Exception:  # already broken: nothing left to release
-                log.debug("closing a broken inbox connection failed", exc_info=True)
+    async def _connect(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
+        # The engine's URL minus SQLAlchemy's driver suffix is a libpq URI.
+        url = self._engine.url.set(drivername="postgresql")
+        return await psycopg.AsyncConnection.connect(
+            url.render_as_string(hide_password=False),
+            autocommit=True,
+            connect_timeout=PG_CONNECT_TIMEOUT_S,
+        )
 
     async def aclose(self) -> None:
-        """Finish the batch in flight and close the connections (at shutdown)."""
-        if self._task is not None and not self._task.done():
-            await self._task
-        await self._drop_connection()
+        """Finish the batches in flight and close the connections (at shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._pool:
+            await _close_quietly(self._pool.pop())
         self._drop_sqlite()
         if self._checkpointer is not None:
             self._checkpointer.stop()
+
+
+async def _close_quietly(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    """Close a connection that may already be broken; nothing is left to release then."""
+    try:
+        await conn.close()
+    except Exception:
+        log.debug("closing a broken inbox connection failed", exc_info=True)
 
 
 class _Checkpointer(threading.Thread):

@@ -17,7 +17,7 @@ from router.scope_schema import MatchSpec, SeverityBound, SevName
 _RANK = {name: i for i, name in enumerate(SEVERITIES)}  # sev1 = 0: most severe
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Facts:
     """An item as the scope note sees it: severity resolved, accounts mapped to people."""
 
@@ -41,6 +41,9 @@ class Matcher:
         The evidence then holds every predicate that held and the one that did not, which
         is the answer to "why did this not fire?" without paying for the rest.
         """
+        if len(self.predicates) == 1:
+            check = self.predicates[0](facts)
+            return MatchResult(check.held, (check,))
         checks: list[Check] = []
         for predicate in self.predicates:
             check = predicate(facts)
