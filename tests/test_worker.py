@@ -129,3 +129,30 @@ def test_undecidable_payload_is_decided_ignore_not_lost(engine: Engine) -> None:
                decisions.c.reason)
     assert got[0][:2] == ("garbage", "ignore")
     assert "not an event firstline understands" in str(got[0][2])
+
+
+def test_replay_from_db_decides_what_the_service_received(engine: Engine, db_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import EXAMPLE_SCOPE, ROOT
+
+    received = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
+    put(engine, "jira", "issue_created", "a", received)
+    put(engine, "github", "ping", "b", received, event_type="ping")
+    put(engine, "linear", "", "c", received, body=b'{"not": "linear"}')
+    env = {**os.environ, "FIRSTLINE_DATABASE_URL": db_url}
+    run = subprocess.run([sys.executable, "-m", "router.cli", "replay", "--from-db", "--json",
+                          "--rules", str(EXAMPLE_SCOPE)], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rows = [orjson.loads(line) for line in run.stdout.splitlines()]
+    by_file = {r["file"]: r["outcome"] for r in rows}
+    assert by_file.pop(None) == "escalate"  # the no-owner timer of the Jira ticket
+    assert sorted(by_file.values()) == ["ignore", "ignore", "reassign"]
+    assert all(f.startswith("inbox:") for f in by_file)
+    since = subprocess.run([sys.executable, "-m", "router.cli", "replay", "--from-db",
+                            "--since", "2030-01-01", "--rules", str(EXAMPLE_SCOPE)], env=env,
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert since.returncode == 0 and "totals: 0 decisions" in since.stdout
