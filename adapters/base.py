@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from router.model import Event, PayloadError, Severity, Source
 
@@ -87,3 +87,71 @@ GITHUB_LABEL_SEVERITY: dict[str, Severity] = {
     "sev1": "sev1", "sev2": "sev2", "sev3": "sev3", "sev4": "sev4",
     "p1": "sev1", "p2": "sev2", "p3": "sev3", "p4": "sev4",
 }
+
+
+# --- outbound: performing actions in the trackers ----------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The item an action is about, as stored when the decision was made."""
+
+    source: Source
+    id: str  # the vendor's immutable id (Jira issue id, Linear issue id, GitHub issue id...)
+    key: str  # Jira PROJ-1, Linear ENG-42, GitHub owner/repo#12, PagerDuty incident id
+    kind: str  # ticket | pull_request | incident
+    project: str | None  # Jira project key, Linear team key, GitHub owner/repo, PD service
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundAction:
+    """One action from the outbox, ready to perform.
+
+    `id` is the outbox row id: comments carry it as an invisible marker
+    (`marker(id)`) so that a retry after a crash can see the comment already exists.
+    `page` and `resolve_page` always go to PagerDuty's Events API whatever the item's
+    source; every other action goes to the item's own tracker.
+    """
+
+    id: int
+    type: str  # assign | unassign | comment | label | page | resolve_page | reassign_incident | note
+    target: Target
+    account: str | None = None  # assignee account in the target's tool
+    remove: tuple[str, ...] = ()  # accounts to take off (the CTO's)
+    text: str | None = None  # comment / note text, page summary
+    label: str | None = None
+    dedup_key: str | None = None  # page / resolve_page
+    severity: str | None = None  # page: sev1..sev4
+    link: str | None = None  # page: where a person reads the decision
+
+
+Status = Literal["ok", "retryable", "permanent"]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What became of one attempt. `retry_after` (seconds) honours Retry-After and
+    GitHub's x-ratelimit-reset; the retrier backs off on its own when it is None."""
+
+    status: Status
+    detail: str = ""
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class OutboundAdapter(Protocol):
+    """One vendor's outbound side. Never retries itself and never raises for vendor
+    trouble: timeouts, 429 and 5xx are `retryable`, other refusals `permanent`."""
+
+    def perform(self, action: OutboundAction) -> Result: ...
+
+
+MARKER_PREFIX = "firstline:action:"
+
+
+def marker(action_id: int) -> str:
+    """Return the invisible token a comment carries so a retry can find it."""
+    return f"{MARKER_PREFIX}{action_id}"

@@ -90,6 +90,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="process what is there, then exit")
     p.set_defaults(func=service_cli.cmd_worker)
 
+    p = sub.add_parser("outbox", help="list or retry the actions firstline performs")
+    osub = p.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    ls = osub.add_parser("list", help="list actions (default: those not done)")
+    ls.add_argument("--status", default="open",
+                    choices=["open", "pending", "dead", "shadow", "done", "all"])
+    ls.set_defaults(func=service_cli.cmd_outbox_list)
+    retry = osub.add_parser("retry", help="retry a dead or waiting action now")
+    retry.add_argument("id", type=int)
+    retry.set_defaults(func=service_cli.cmd_outbox_retry)
+
     p = sub.add_parser("db", help="database maintenance")
     dbsub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     up = dbsub.add_parser("upgrade", help="apply database migrations")

@@ -20,6 +20,7 @@ from router.durations import week_start
 from router.history import history_from_json, history_to_json, remember
 from router.ledger import DEFAULT_PAGE_HOURS, effects
 from router.model import Decision, Event, History, WorkItem
+from router.outcomes import is_own_page
 from router.records import (
     charges,
     decisions,
@@ -28,6 +29,8 @@ from router.records import (
     item_from_json,
     item_to_json,
     items,
+    outbox,
+    page_hours,
     timers,
 )
 from router.scope import Scope
@@ -111,6 +114,9 @@ class DbLedger:
                                             origin)
         if item is None:
             return decision_id
+        self._queue_actions(decision_id, item, decision, now)
+        if decision.outcome == "ignore" and is_own_page(item, self.scope):
+            self._page_update(event, item, now)
         me: ItemId = (item.source, item.id)
         change = effects(event, decision, history)
         self._save_item(event, decision, change.newer_state, now)
@@ -139,6 +145,48 @@ class DbLedger:
             self._charge(week, me, change.charge_hours, decision_id)
         self._arm(item, dict(change.timers))
         return decision_id
+
+    def _queue_actions(self, decision_id: int, item: WorkItem, decision: Decision,
+                       now: datetime) -> None:
+        """Write the actions in the decision's transaction: performed later, at least once.
+
+        In shadow mode they are kept as `shadow`: what firstline would have done.
+        """
+        if not decision.actions:
+            return
+        status = "pending" if self.scope.mode == "enforce" else "shadow"
+        target = orjson.dumps({"source": item.source, "id": item.id, "key": item.key,
+                               "kind": item.kind, "project": item.project,
+                               "url": item.url}).decode()
+        self.conn.execute(outbox.insert(), [
+            dict(decision_id=decision_id, type=a.type, target=target,
+                 action=orjson.dumps({**a.as_dict(), "severity": decision.severity}).decode(),
+                 status=status, attempts=0, next_at=now, created_at=now)
+            for a in decision.actions])
+
+    def _page_update(self, event: Event, item: WorkItem, now: datetime) -> None:
+        """Note when one of firstline's own pages was acknowledged or resolved, and by whom;
+        a resolved page's CTO time becomes acknowledged->resolved."""
+        key = item.incident_key
+        row = self.conn.execute(select(escalations.c.id, escalations.c.acknowledged_at,
+                                       escalations.c.paged_at).where(
+            escalations.c.dedup_key == key).order_by(escalations.c.id.desc())).first()
+        if row is None:
+            return
+        at = event.occurred_at or now
+        values: dict[str, Any] = {}
+        if item.status in ("acknowledged", "resolved") and row.acknowledged_at is None:
+            values["acknowledged_at"] = at
+        if item.status == "resolved":
+            values.update(status="resolved", resolved_at=at)
+            self.pages.pop(key or "", None)
+            acknowledged = values.get("acknowledged_at", row.acknowledged_at)
+            self.conn.execute(update(charges).where(
+                charges.c.source == "page", charges.c.item_id == str(row.id)).values(
+                hours=page_hours(acknowledged, at)))
+        if values:
+            self.conn.execute(update(escalations).where(escalations.c.id == row.id)
+                              .values(**values))
 
     def _charge(self, week: date, who: ItemId, hours: float, decision_id: int) -> None:
         total, charged = self._week(week)
@@ -207,4 +255,5 @@ class DbLedger:
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
         self.conn.execute(stmt)
+
 

@@ -24,7 +24,7 @@ from router.model import (
     TriggerHit,
     WorkItem,
 )
-from router.outcomes import PAGE_PREFIX, escalation_actions, route
+from router.outcomes import escalation_actions, is_own_page, route
 from router.scope import OwnerRule, Scope, local_day
 
 
@@ -78,9 +78,7 @@ class _Ctx:
 def _skip_reason(event: Event, item: WorkItem, scope: Scope, history: History) -> str | None:
     if scope.is_firstline(item.source, event.actor):
         return f"caused by firstline's own {item.source} account: never acted on again"
-    if item.kind == "incident" and (
-            (item.incident_key or "").startswith(PAGE_PREFIX)
-            or (scope.paging_service_id and item.service_id == scope.paging_service_id)):
+    if is_own_page(item, scope):
         return "one of firstline's own pages: it updates the escalation, not routed"
     if (event.event_type != "timer" and history.newest_at and event.occurred_at
             and event.occurred_at < history.newest_at):

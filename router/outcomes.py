@@ -13,6 +13,7 @@ from router.model import Action, Decision, TriggerHit, WorkItem
 
 if TYPE_CHECKING:
     from router.decide import _Ctx
+    from router.scope import Scope
 
 PAGE_PREFIX = "firstline/"
 NEXT_CYCLE = "next-cycle"
@@ -22,6 +23,13 @@ def dedup_key(trigger_id: str, group: str | None, item: WorkItem) -> str:
     """Return the page key for a trigger and its group (or item): one page while open."""
     scope = group if group is not None else f"{item.source}:{item.id}"
     return f"{PAGE_PREFIX}{trigger_id}/{scope}"
+
+
+def is_own_page(item: WorkItem, scope: Scope) -> bool:
+    """Tell whether a PagerDuty incident is one of firstline's own pages (SPEC §4)."""
+    return item.kind == "incident" and (
+        (item.incident_key or "").startswith(PAGE_PREFIX)
+        or (scope.paging_service_id is not None and item.service_id == scope.paging_service_id))
 
 
 def storm_key(now: datetime) -> str:

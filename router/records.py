@@ -21,6 +21,7 @@ from sqlalchemy import (
     Date,
     Float,
     Index,
+    Integer,
     String,
     Table,
     Text,
@@ -142,3 +143,23 @@ def page_hours(acknowledged: datetime | None, resolved: datetime | None) -> floa
         return (resolved - acknowledged).total_seconds() / 3600.0
     return DEFAULT_PAGE_HOURS
 
+
+
+OUTBOX_STATUSES = ("pending", "done", "dead", "shadow")
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("decision_id", BigId, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("target", Text, nullable=False),  # adapters.base.Target as JSON
+    Column("action", Text, nullable=False),  # router.model.Action.as_dict() as JSON
+    Column("status", String(16), nullable=False),  # pending | done | dead | shadow
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", UTCDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("done_at", UTCDateTime, nullable=True),
+    Index(None, "status", "next_at"),
+    Index(None, "decision_id"),
+)

@@ -130,3 +130,62 @@ def deliveries_from_db(since: str | None) -> list[Delivery]:
     return [Delivery(f"inbox:{r.id}", _parse(r.source, r.event_type, r.body, r.received_at))
             for r in rows]
 
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    """List outbox actions (default: all not done), oldest first."""
+    from sqlalchemy import select
+
+    from router.db import make_engine
+    from router.records import outbox
+    from router.render import format_table
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url)
+    stmt = select(outbox).order_by(outbox.c.id)
+    if args.status != "all":
+        stmt = (stmt.where(outbox.c.status != "done") if args.status == "open"
+                else stmt.where(outbox.c.status == args.status))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    except Exception as exc:
+        raise ServiceError(f"cannot read the database: {type(exc).__name__}") from exc
+    finally:
+        engine.dispose()
+    table = [[str(r.id), r.status, r.type, _target_key(r.target), str(r.attempts),
+              r.next_at.isoformat(timespec="seconds"), (r.last_error or "")[:80]] for r in rows]
+    print(format_table(["id", "status", "action", "item", "attempts", "next", "last error"],
+                       table))
+    print(f"{len(rows)} actions")
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    """Put a dead (or waiting) action back in line now."""
+    from sqlalchemy import select, update
+
+    from router.db import make_engine
+    from router.records import outbox
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(select(outbox.c.status).where(outbox.c.id == args.id)).first()
+            if row is None:
+                raise ServiceError(f"outbox: no action {args.id}")
+            if row.status in ("done", "shadow"):
+                raise ServiceError(f"outbox: action {args.id} is {row.status}: nothing to retry")
+            conn.execute(update(outbox).where(outbox.c.id == args.id).values(
+                status="pending", attempts=0, next_at=datetime.now(UTC), last_error=None))
+    finally:
+        engine.dispose()
+    print(f"action {args.id} will be retried now")
+    return 0
+
+
+def _target_key(target_json: str) -> str:
+    import orjson
+
+    return str(orjson.loads(target_json).get("key", "?"))
