@@ -11,9 +11,12 @@ payload into a vendor-neutral `Event`. Exceptions:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 
 from router.model import Event, PayloadError, Severity, Source
@@ -114,7 +117,8 @@ class OutboundAction:
     """
 
     id: int
-    type: str  # assign | unassign | comment | label | page | resolve_page | reassign_incident | note
+    # assign | unassign | comment | label | page | resolve_page | reassign_incident | note
+    type: str
     target: Target
     account: str | None = None  # assignee account in the target's tool
     remove: tuple[str, ...] = ()  # accounts to take off (the CTO's)
@@ -155,3 +159,41 @@ MARKER_PREFIX = "firstline:action:"
 def marker(action_id: int) -> str:
     """Return the invisible token a comment carries so a retry can find it."""
     return f"{MARKER_PREFIX}{action_id}"
+
+
+class Stop(Exception):
+    """Carry a finished Result out of nested calls inside an adapter; never leaves it."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.detail)
+        self.result = result
+
+
+def retry_after_value(value: str | None, now: float | None = None) -> float | None:
+    """Read a Retry-After value as seconds from `now`: delta-seconds or an HTTP date."""
+    if not value or not value.strip():
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Read a response's `Retry-After` header (RFC 9110) as seconds from now."""
+    return retry_after_value(headers.get("retry-after"), now)
+
+
+def scrubbed(result: Result, secrets: Iterable[str]) -> Result:
+    """Return the result with every secret blanked, should a vendor message echo one."""
+    detail = result.detail
+    for secret in secrets:
+        if secret:
+            detail = detail.replace(secret, "***")
+    return result if detail == result.detail else replace(result, detail=detail)

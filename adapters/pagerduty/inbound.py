@@ -5,6 +5,10 @@ whose `data.type` is `incident` carry the incident's state; notes (`incident.ann
 status updates, responder requests and service events name the incident at most.
 The adapter reports each incident's `service_id` and `incident_key` so the router can
 recognise firstline's own pages (SPEC §4); it makes no such judgement itself.
+
+Outbound (the second half of this module), `PagerDutyOutbound.perform()` pages and
+resolves through Events API v2 and reassigns incidents and adds notes through REST API
+v2, with the `pagerduty` package; `outbound(settings)` builds it.
 """
 
 from __future__ import annotations

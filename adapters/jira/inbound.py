@@ -1,4 +1,4 @@
-"""Jira Cloud, inbound: verify `X-Hub-Signature`, read the delivery id, parse a webhook.
+"""Jira Cloud. Inbound: verify `X-Hub-Signature`, read the delivery id, parse a webhook.
 
 Jira puts its event type in the body (`webhookEvent`), so `parse()` ignores the header
 argument. Issue events (`jira:issue_created`/`_updated`/`_deleted`) carry the full issue
@@ -9,6 +9,9 @@ issue at all (projects, sprints, versions...) are ignored.
 
 Parsing is plain dict access: `parse()` runs about a hundred thousand times a second in
 `replay`, so there is no schema layer here.
+
+Outbound, `outbound(settings)` returns a `JiraOutbound` that performs assign, unassign,
+comment and label actions through REST API v2 (see the section at the end of the file).
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""GitHub, inbound side: verify `X-Hub-Signature-256`, read `X-GitHub-Delivery`, parse.
+"""GitHub. Inbound: verify `X-Hub-Signature-256`, read `X-GitHub-Delivery`, parse.
 
 GitHub names the event in the `X-GitHub-Event` header, not the body; when the header is
 not at hand (`explain`, `replay`) `infer_event_type()` recognises the payload's shape.
 Only issue and pull request events carry an item's state (SPEC §3); everything else
 (ping, check_suite, deployment_status, push...) parses to an `Event` without an item.
+
+Outbound, `outbound(settings)` returns a `GitHubOutbound` that performs assign, unassign,
+comment and label actions through the REST API (see the section at the end of the file).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ data points at one.
 
 Parsing is plain dict access: `parse()` runs about a hundred thousand times a second in
 `replay`, so there is no schema layer here.
+
+Outbound (the second half of this module), `LinearOutbound.perform()` assigns, unassigns,
+comments and labels through the GraphQL API with httpx; `outbound(settings)` builds it.
 """
 
 from __future__ import annotations
