@@ -16,12 +16,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from adapters import outbound_adapters
+from adapters.base import OutboundAdapter
+from router.act import Actor
 from router.api import read_api
 from router.app import create_app
 from router.db import make_engine, pending_migrations, upgrade_engine
 from router.scope import Scope, ScopeError, load_scope
 from router.settings import Settings
-from router.worker import Worker, worker_engine
+from router.worker import Worker, utcnow, worker_engine
 from router.worker_metrics import WorkerCollector
 
 RUN_WORKER_ENV = "FIRSTLINE_RUN_WORKER"  # `serve --no-worker` sets it to false
@@ -80,6 +83,14 @@ def build_service(settings: Settings, run_worker: bool = True) -> FastAPI:
     holder = ScopeHolder(settings)
     engine = make_engine(settings.database_url)
     worker = Worker(worker_engine(settings.database_url), holder)
+    registry: dict[str, OutboundAdapter] = {}
+
+    def adapters() -> dict[str, OutboundAdapter]:
+        if not registry:  # first action: build the clients (they connect on first call)
+            registry.update(outbound_adapters(settings))
+        return registry
+
+    actor = Actor(worker.engine, adapters, utcnow)
 
     @asynccontextmanager
     async def background(app: FastAPI) -> AsyncIterator[None]:
@@ -91,12 +102,14 @@ def build_service(settings: Settings, run_worker: bool = True) -> FastAPI:
         # Outside the main thread (tests) there is no signal handler; reload() still works.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, holder.reload)
-        task = asyncio.create_task(worker.run(stop)) if run_worker else None
+        tasks = [asyncio.create_task(worker.run(stop)),
+                 asyncio.create_task(actor.run(stop))] if run_worker else []
+        app.state.actor = actor
         try:
             yield
         finally:
             stop.set()
-            if task is not None:
+            for task in tasks:
                 await task
             worker.engine.dispose()
 

@@ -63,15 +63,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    """Decide deliveries and timers and perform the outbox, without the HTTP side."""
+    from adapters import outbound_adapters
+    from router.act import Actor
     from router.service import ScopeHolder
-    from router.worker import Worker, worker_engine
+    from router.worker import Worker, utcnow, worker_engine
 
     settings = _ready(args)
     holder = ScopeHolder(settings)
     worker = Worker(worker_engine(settings.database_url), holder)
+    adapters = outbound_adapters(settings)
+    actor = Actor(worker.engine, lambda: adapters, utcnow)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.once:
-        print(f"decided {worker.drain()} deliveries and timers")
+        decided = worker.drain()
+        print(f"decided {decided} deliveries and timers, performed {actor.drain()} actions")
         return 0
     stop = asyncio.Event()
 
@@ -80,7 +86,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, holder.reload)
-        await worker.run(stop)
+        await asyncio.gather(worker.run(stop), actor.run(stop))
 
     asyncio.run(main())
     return 0

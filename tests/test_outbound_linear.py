@@ -101,6 +101,14 @@ def test_assign_to_the_current_assignee_writes_nothing(
     assert [name for name, _ in sent(httpx_mock)] == ["IssueState"]
 
 
+def test_assign_leaves_alone_a_person_assigned_since_the_decision(
+        linear: LinearOutbound, httpx_mock: HTTPXMock) -> None:
+    reply(httpx_mock, issue(assignee="someone-a-person-chose"))
+    result = linear.perform(action("assign", account=OWNER, remove=(CTO,)))
+    assert result.ok and "left alone" in result.detail
+    assert [name for name, _ in sent(httpx_mock)] == ["IssueState"]
+
+
 def test_assign_not_reported_back_is_retried(
         linear: LinearOutbound, httpx_mock: HTTPXMock) -> None:
     reply(httpx_mock, issue())

@@ -92,10 +92,15 @@ class LinearOutbound:
     # -- actions --------------------------------------------------------------------
 
     def _assign(self, action: OutboundAction) -> Result:
-        """Make `action.account` the assignee unless it already is (Linear has one)."""
+        """Make `action.account` the assignee (Linear has one), replacing the CTO but no one
+        a person chose since the decision: firstline never overrides that (SPEC §4)."""
         account = _required(action.account, action, "an account")
-        if _assignee(self._issue(action)) == account:
+        current = _assignee(self._issue(action))
+        if current == account:
             return Result("ok", f"linear: {action.target.key} is already assigned to {account}")
+        if current is not None and current not in action.remove:
+            return Result("ok", f"linear: {action.target.key} left alone, {current} was "
+                                "assigned since")
         return self._set_assignee(action, account)
 
     def _unassign(self, action: OutboundAction) -> Result:
