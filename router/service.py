@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -78,19 +78,21 @@ def prepare_database(settings: Settings) -> None:
         engine.dispose()
 
 
-def build_service(settings: Settings, run_worker: bool = True) -> FastAPI:
-    """Return the app with its worker (unless `run_worker` is false) and read API."""
+def build_service(settings: Settings, run_worker: bool = True,
+                  adapters: Mapping[str, OutboundAdapter] | None = None) -> FastAPI:
+    """Return the app with its worker and outbox performer (unless `run_worker` is false)
+    and read API. `adapters` replaces the vendors' outbound sides (stand-ins, staging)."""
     holder = ScopeHolder(settings)
     engine = make_engine(settings.database_url)
     worker = Worker(worker_engine(settings.database_url), holder)
-    registry: dict[str, OutboundAdapter] = {}
+    registry: dict[str, OutboundAdapter] = dict(adapters or {})
 
-    def adapters() -> dict[str, OutboundAdapter]:
+    def outbound() -> dict[str, OutboundAdapter]:
         if not registry:  # first action: build the clients (they connect on first call)
             registry.update(outbound_adapters(settings))
         return registry
 
-    actor = Actor(worker.engine, adapters, utcnow)
+    actor = Actor(worker.engine, outbound, utcnow)
 
     @asynccontextmanager
     async def background(app: FastAPI) -> AsyncIterator[None]:

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -99,6 +99,8 @@ class JiraStandin:
         self.issues: dict[str, Issue] = {}
         self.lookup_page = 1000  # comments per answer to POST /comment/list
         self._canned: dict[tuple[str, str], list[Reply]] = {}
+        self._once: dict[tuple[str, str], list[Reply]] = {}
+        self.slow: dict[tuple[str, str], float] = {}  # apply, then answer after N seconds
         self._auth = _basic(email, token) if email and token else None
         self._lock = threading.Lock()
         self._next_comment = 10000
@@ -141,6 +143,10 @@ class JiraStandin:
         """Answer (method, path) with these replies in turn, the last one repeating."""
         self._canned[(method.upper(), path)] = list(replies)
 
+    def fail_once(self, method: str, path: str, *replies: Reply) -> None:
+        """Answer the next requests to (method, path) with these, then as the model would."""
+        self._once.setdefault((method.upper(), path), []).extend(replies)
+
     def writes(self) -> list[Recorded]:
         """Return the requests that change something (looking comments up does not)."""
         return [r for r in self.requests
@@ -154,13 +160,18 @@ class JiraStandin:
             self.requests.append(request)
             if self._auth is not None and request.headers.get("authorization") != self._auth:
                 return Reply(401, UNAUTHORIZED)
+            once = self._once.get((request.method, request.path))
+            if once:
+                return once.pop(0)
             canned = self._canned.get((request.method, request.path))
             if canned:
                 return canned.pop(0) if len(canned) > 1 else canned[0]
             for method, pattern, route in _ROUTES:
                 match = pattern.fullmatch(request.path)
                 if method == request.method and match:
-                    return route(self, match, request)
+                    reply = route(self, match, request)
+                    slow = self.slow.get((request.method, request.path), 0.0)
+                    return replace(reply, delay=slow) if slow else reply
         return Reply(404, {"errorMessages": [f"No route for {request.method} {request.path}"]})
 
     def issue(self, id_or_key: str) -> Issue | None:

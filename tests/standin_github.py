@@ -1,0 +1,83 @@
+"""A GitHub REST stand-in on pytest-httpx: issues with assignees, comments and labels.
+
+It keeps state, so a retry sees what an earlier attempt did, and it can fail chosen
+requests first (`fail`), to test retries. Every request stays in `httpx_mock`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from pytest_httpx import HTTPXMock
+
+_ISSUE = re.compile(r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)(?P<rest>/.*)?")
+
+
+@dataclass
+class Issue:
+    assignees: list[str] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GitHubStandIn:
+    base: str
+    issues: dict[tuple[str, int], Issue] = field(default_factory=dict)
+    faults: list[tuple[str, str, httpx.Response | Exception]] = field(default_factory=list)
+
+    def install(self, httpx_mock: HTTPXMock) -> GitHubStandIn:
+        httpx_mock.add_callback(self._handle, url=re.compile(re.escape(self.base) + ".*"),
+                                is_reusable=True)
+        return self
+
+    def add(self, repo: str, number: int, assignees: list[str]) -> Issue:
+        self.issues[(repo, number)] = Issue(list(assignees))
+        return self.issues[(repo, number)]
+
+    def fail(self, method: str, suffix: str, answer: httpx.Response | Exception) -> None:
+        """Answer the next `method` request whose path ends with `suffix` with `answer`."""
+        self.faults.append((method, suffix, answer))
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        for i, (method, suffix, answer) in enumerate(self.faults):
+            if request.method == method and request.url.path.endswith(suffix):
+                del self.faults[i]
+                if isinstance(answer, Exception):
+                    raise answer
+                return answer
+        match = _ISSUE.fullmatch(request.url.path)
+        if match is None or (match["repo"], int(match["n"])) not in self.issues:
+            return httpx.Response(404, json={"message": "Not Found"})
+        issue = self.issues[(match["repo"], int(match["n"]))]
+        body = orjson.loads(request.content) if request.content else {}
+        return self._route(request.method, match["rest"] or "", issue, body)
+
+    def _route(self, method: str, rest: str, issue: Issue, body: Any) -> httpx.Response:
+        if (method, rest) == ("GET", ""):
+            return httpx.Response(200, json=self._json(issue))
+        if (method, rest) == ("POST", "/assignees"):
+            issue.assignees += [a for a in body["assignees"] if a not in issue.assignees]
+            return httpx.Response(201, json=self._json(issue))
+        if (method, rest) == ("DELETE", "/assignees"):
+            issue.assignees = [a for a in issue.assignees if a not in body["assignees"]]
+            return httpx.Response(200, json=self._json(issue))
+        if (method, rest) == ("GET", "/comments"):
+            return httpx.Response(200, json=[{"id": i, "body": b}
+                                             for i, b in enumerate(issue.comments)])
+        if (method, rest) == ("POST", "/comments"):
+            issue.comments.append(body["body"])
+            return httpx.Response(201, json={"id": len(issue.comments), "body": body["body"]})
+        if (method, rest) == ("POST", "/labels"):
+            issue.labels += [x for x in body["labels"] if x not in issue.labels]
+            return httpx.Response(200, json=[{"name": x} for x in issue.labels])
+        return httpx.Response(404, json={"message": f"no route {method} {rest}"})
+
+    @staticmethod
+    def _json(issue: Issue) -> dict[str, Any]:
+        return {"assignees": [{"login": a} for a in issue.assignees],
+                "labels": [{"name": x} for x in issue.labels]}

@@ -1,0 +1,198 @@
+"""End to end: signed real deliveries into the running app, actions out to stand-ins.
+
+GitHub is a stateful stand-in on pytest-httpx, Jira a local HTTP server for the
+requests-based `jira` client, PagerDuty Events a transport-level stand-in for the
+`pagerduty` client. The adapters are the real ones; only the far end is replaced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from pytest_httpx import HTTPXMock
+from sqlalchemy import Engine, select
+
+from adapters import outbound_adapters, pagerduty
+from router.records import outbox
+from router.service import build_service
+from router.settings import Settings
+from tests.standin_github import GitHubStandIn
+from tests.standin_jira import JiraStandin
+from tests.standin_pagerduty import PagerDutyStandIn
+from tests.support import EXAMPLE_SCOPE, FIXTURES
+from tests.vendors import SECRETS, signed_headers
+
+GITHUB_API = "https://api.github.test"
+EVENTS = "https://events.pagerduty.test"
+ENG_JIRA = "5c5f880629be9642ba529340"
+
+
+def scope_file(tmp_path: Path, mode: str) -> Path:
+    path = tmp_path / f"scope-{mode}.yaml"
+    path.write_text(EXAMPLE_SCOPE.read_text().replace("mode: shadow", f"mode: {mode}"))
+    return path
+
+
+@pytest.fixture
+def jira_standin() -> Iterator[JiraStandin]:
+    with JiraStandin() as standin:
+        yield standin
+
+
+@pytest.fixture
+def pd() -> PagerDutyStandIn:
+    return PagerDutyStandIn()
+
+
+@pytest.fixture
+def gh(httpx_mock: HTTPXMock) -> GitHubStandIn:
+    return GitHubStandIn(GITHUB_API).install(httpx_mock)
+
+
+def service(db_url: str, rules: Path, jira_standin: JiraStandin,
+            pd: PagerDutyStandIn) -> TestClient:
+    settings = Settings(
+        rules=rules, database_url=db_url, api_token="x",
+        jira_webhook_secret=SECRETS["jira"], github_webhook_secret=SECRETS["github"],
+        jira_url=jira_standin.url, jira_email="bot@example.com", jira_api_token="jira-token",
+        github_api_url=GITHUB_API, github_token="gh-token",
+        pagerduty_events_url=EVENTS, pagerduty_routing_key="R0UT1NGKEY",
+        pagerduty_api_url="https://api.pagerduty.test", pagerduty_api_token="pd-token",
+        pagerduty_from="bot@example.com")
+    adapters = {**outbound_adapters(settings),
+                "pagerduty": pagerduty.outbound(settings, transport=pd.transport)}
+    return TestClient(build_service(settings, adapters=adapters))
+
+
+def post(client: TestClient, source: str, event: str, payload: Any, delivery: str) -> None:
+    body = orjson.dumps(payload)
+    answer = client.post(f"/webhooks/{source}", content=body,
+                         headers=signed_headers(source, body, event, delivery))
+    assert answer.status_code == 202, answer.text
+
+
+def settle(engine: Engine, actions: int, timeout: float = 30) -> list[tuple[str, str]]:
+    """Wait until `actions` outbox rows exist and none is pending; return (type, status)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.connect() as conn:
+            rows = [(r.type, r.status) for r in conn.execute(
+                select(outbox.c.type, outbox.c.status).order_by(outbox.c.id))]
+        if len(rows) >= actions and all(s != "pending" for _, s in rows):
+            return rows
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.05)
+
+
+def github_assigned_to_cto(sender: str = "ana-support") -> Any:
+    payload = orjson.loads((FIXTURES / "github" / "issues.assigned.json").read_bytes())
+    cto = {**payload["assignee"], "login": "dreyes"}
+    payload["assignee"] = payload["issue"]["assignee"] = cto
+    payload["issue"]["assignees"] = [cto]
+    payload["sender"] = {**payload["sender"], "login": sender}
+    return payload
+
+
+def test_ticket_assigned_directly_to_the_cto_is_handed_to_its_owner(
+        db_url: str, engine: Engine, tmp_path: Path, jira_standin: JiraStandin,
+        pd: PagerDutyStandIn, gh: GitHubStandIn, httpx_mock: HTTPXMock) -> None:
+    issue = gh.add("Codertocat/Hello-World", 1, ["dreyes"])
+    with service(db_url, scope_file(tmp_path, "enforce"), jira_standin, pd) as client:
+        post(client, "github", "issues", github_assigned_to_cto(), "gh-1")
+        assert settle(engine, 2) == [("assign", "done"), ("comment", "done")]
+    assert issue.assignees == ["Codertocat"]
+    assert len(issue.comments) == 1
+    assert "Routine bug triage" in issue.comments[0]
+    assert "<!-- firstline:action:2 -->" in issue.comments[0]
+    calls = [(r.method, r.url.path) for r in httpx_mock.get_requests()]
+    path = "/repos/Codertocat/Hello-World/issues/1"
+    assert calls == [("GET", path), ("DELETE", f"{path}/assignees"),
+                     ("POST", f"{path}/assignees"), ("GET", f"{path}/comments"),
+                     ("POST", f"{path}/comments")]
+    delete, add = httpx_mock.get_requests()[1:3]
+    assert orjson.loads(delete.content) == {"assignees": ["dreyes"]}
+    assert orjson.loads(add.content) == {"assignees": ["Codertocat"]}
+    for request in httpx_mock.get_requests():
+        assert request.headers["authorization"] == "Bearer gh-token"
+        assert request.headers["x-github-api-version"] == "2022-11-28"
+    assert pd.requests == [] and jira_standin.requests == []
+
+
+def test_an_alert_storm_of_twenty_items_in_one_group_pages_once(
+        db_url: str, engine: Engine, tmp_path: Path, jira_standin: JiraStandin,
+        pd: PagerDutyStandIn) -> None:
+    pd.answer("POST", "/v2/enqueue", 202, {"status": "success", "message": "Event processed",
+                                           "dedup_key": "firstline/revenue-path/TES"})
+    base = orjson.loads((FIXTURES / "jira" / "issue_created.json").read_bytes())
+    now = datetime.now(UTC)
+    with service(db_url, scope_file(tmp_path, "enforce"), jira_standin, pd) as client:
+        for n in range(20):
+            payload = orjson.loads(orjson.dumps(base))
+            issue = payload["issue"]
+            issue["id"], issue["key"] = str(70000 + n), f"TES-{700 + n}"
+            issue["fields"]["labels"] = ["checkout"]
+            issue["fields"]["created"] = issue["fields"]["updated"] = now.isoformat()
+            payload["timestamp"] = int(now.timestamp() * 1000) + n
+            jira_standin.add_issue(issue["key"], issue["id"])
+            post(client, "jira", "jira:issue_created", payload, f"storm-{n}")
+        rows = settle(engine, 1 + 2 * 20)
+    assert rows.count(("page", "done")) == 1
+    assert [r.path for r in pd.requests] == ["/v2/enqueue"]
+    event = pd.requests[0].body
+    assert (event["event_action"], event["dedup_key"], event["routing_key"]) == (
+        "trigger", "firstline/revenue-path/TES", "R0UT1NGKEY")
+    assert event["payload"]["severity"] == "error" and event["payload"]["source"] == "firstline"
+    puts = [r for r in jira_standin.writes() if r.path.endswith("/assignee")]
+    assert len(puts) == 20 and all(r.json == {"accountId": ENG_JIRA} for r in puts)
+    comments = [r for r in jira_standin.writes() if r.path.endswith("/comment")]
+    assert len(comments) == 20
+    assert all(r.json["properties"][0]["key"] == "firstline" for r in comments)
+
+
+def test_no_request_leaves_for_work_that_bypasses_the_cto(
+        db_url: str, engine: Engine, tmp_path: Path, jira_standin: JiraStandin,
+        pd: PagerDutyStandIn, httpx_mock: HTTPXMock) -> None:
+    keep = orjson.loads((FIXTURES / "github" / "issues.opened.json").read_bytes())
+    own = github_assigned_to_cto(sender="firstline-bot")
+    skipped = github_assigned_to_cto()
+    skipped["issue"]["labels"].append({"name": "firstline-skip"})
+    with service(db_url, scope_file(tmp_path, "enforce"), jira_standin, pd) as client:
+        post(client, "github", "issues", keep, "keep")
+        post(client, "github", "issues", own, "own")
+        post(client, "github", "issues", skipped, "skipped")
+        decided = _decisions(client, 3)
+    assert sorted(d["outcome"] for d in decided) == ["ignore", "ignore", "keep"]
+    assert settle(engine, 0) == []
+    assert httpx_mock.get_requests() == [] and pd.requests == [] and jira_standin.requests == []
+
+
+def test_shadow_mode_performs_nothing_and_records_what_it_would_do(
+        db_url: str, engine: Engine, tmp_path: Path, jira_standin: JiraStandin,
+        pd: PagerDutyStandIn, httpx_mock: HTTPXMock) -> None:
+    with service(db_url, scope_file(tmp_path, "shadow"), jira_standin, pd) as client:
+        post(client, "github", "issues", github_assigned_to_cto(), "gh-shadow")
+        assert settle(engine, 2) == [("assign", "shadow"), ("comment", "shadow")]
+        time.sleep(0.3)  # the performer runs meanwhile: it must leave shadow rows alone
+    assert httpx_mock.get_requests() == [] and pd.requests == [] and jira_standin.requests == []
+    with engine.connect() as conn:
+        actions = [orjson.loads(a) for (a,) in conn.execute(select(outbox.c.action))]
+    assert actions[0]["account"] == "Codertocat" and actions[0]["remove"] == ["dreyes"]
+
+
+def _decisions(client: TestClient, want: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    while True:
+        page = client.get("/api/v1/decisions", headers={"Authorization": "Bearer x"})
+        items = page.json().get("items", []) if page.status_code == 200 else []
+        if len(items) >= want:
+            return list(items)
+        assert time.monotonic() < deadline, page.text
+        time.sleep(0.05)
+
