@@ -20,7 +20,7 @@ from pytest_httpx import HTTPXMock
 from sqlalchemy import Engine, select
 
 from adapters import outbound_adapters, pagerduty
-from router.records import outbox
+from router.records import charges, outbox
 from router.service import build_service
 from router.settings import Settings
 from tests.standin_github import GitHubStandIn
@@ -61,6 +61,7 @@ def service(db_url: str, rules: Path, jira_standin: JiraStandin,
     settings = Settings(
         rules=rules, database_url=db_url, api_token="x",
         jira_webhook_secret=SECRETS["jira"], github_webhook_secret=SECRETS["github"],
+        pagerduty_webhook_secret=SECRETS["pagerduty"],
         jira_url=jira_standin.url, jira_email="bot@example.com", jira_api_token="jira-token",
         github_api_url=GITHUB_API, github_token="gh-token",
         pagerduty_events_url=EVENTS, pagerduty_routing_key="R0UT1NGKEY",
@@ -196,3 +197,57 @@ def _decisions(client: TestClient, want: int) -> list[dict[str, Any]]:
         assert time.monotonic() < deadline, page.text
         time.sleep(0.05)
 
+
+
+def test_escalation_lifecycle_acknowledged_resolved_and_the_page_resolved(
+        db_url: str, engine: Engine, tmp_path: Path, jira_standin: JiraStandin,
+        pd: PagerDutyStandIn) -> None:
+    """A legal ticket pages; PagerDuty's webhooks about that page update the escalation;
+    when the ticket is resolved, firstline resolves its page."""
+    key = "firstline/legal/jira:10040"
+    for _ in ("trigger", "resolve"):
+        pd.answer("POST", "/v2/enqueue", 202, {"status": "success", "dedup_key": key})
+    jira_standin.add_issue("TES-41", "10040")
+    ticket = orjson.loads((FIXTURES / "jira" / "issue_created.json").read_bytes())
+    ticket["issue"]["fields"]["labels"] = ["legal"]
+    now = datetime.now(UTC)  # a fresh ticket: its no-owner clock has not run out
+    ticket["issue"]["fields"]["created"] = ticket["issue"]["fields"]["updated"] = now.isoformat()
+    ticket["timestamp"] = int(now.timestamp() * 1000)
+    with service(db_url, scope_file(tmp_path, "enforce"), jira_standin, pd) as client:
+        post(client, "jira", "jira:issue_created", ticket, "t-1")
+        settle(engine, 3)  # page, comment, assign
+        page_event(client, "incident.acknowledged", key)
+        _escalation(client, lambda e: e["acknowledged_at"] is not None)
+        resolved = orjson.loads(orjson.dumps(ticket))
+        resolved["issue"]["fields"]["status"]["statusCategory"]["key"] = "done"
+        resolved["timestamp"] += 60_000
+        post(client, "jira", "jira:issue_updated", resolved, "t-2")
+        settle(engine, 4)  # + resolve_page
+        page_event(client, "incident.resolved", key)  # PagerDuty confirms
+        escalation = _escalation(client, lambda e: e["resolved_at"] is not None)
+        assert escalation["dedup_key"] == key and escalation["status"] == "resolved"
+    with engine.connect() as conn:
+        hours = conn.execute(select(charges.c.hours).where(charges.c.source == "page")).all()
+    acked = datetime.fromisoformat(escalation["acknowledged_at"])
+    done = datetime.fromisoformat(escalation["resolved_at"])
+    assert hours == [((done - acked).total_seconds() / 3600,)]  # the CTO's time on the page
+    assert [(r.body["event_action"], r.body["dedup_key"]) for r in pd.requests] == [
+        ("trigger", key), ("resolve", key)]
+
+
+def page_event(client: TestClient, name: str, key: str) -> None:
+    """Post PagerDuty's real webhook for `name`, about firstline's page `key`."""
+    payload = orjson.loads((FIXTURES / "pagerduty" / f"{name}.json").read_bytes())
+    payload["event"]["data"]["incident_key"] = key
+    post(client, "pagerduty", name, payload, f"pd-{name}")
+
+
+def _escalation(client: TestClient, done: Any) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        items = client.get("/api/v1/escalations", headers={"Authorization": "Bearer x"}).json()
+        found = [e for e in items["items"] if done(e)]
+        if found:
+            return dict(found[0])
+        assert time.monotonic() < deadline, items
+        time.sleep(0.05)
