@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -223,22 +223,30 @@ def test_escalation_lifecycle_acknowledged_resolved_and_the_page_resolved(
         resolved["timestamp"] += 60_000
         post(client, "jira", "jira:issue_updated", resolved, "t-2")
         settle(engine, 4)  # + resolve_page
-        page_event(client, "incident.resolved", key)  # PagerDuty confirms
-        escalation = _escalation(client, lambda e: e["resolved_at"] is not None)
+        acked = _pd_time("incident.acknowledged")
+        resolved_at = acked + timedelta(minutes=30)  # the fixtures come from two recordings
+        page_event(client, "incident.resolved", key, at=resolved_at)  # PagerDuty confirms
+        escalation = _escalation(client, lambda e: e["resolved_at"] == resolved_at.isoformat())
         assert escalation["dedup_key"] == key and escalation["status"] == "resolved"
-    with engine.connect() as conn:
-        hours = conn.execute(select(charges.c.hours).where(charges.c.source == "page")).all()
-    acked = datetime.fromisoformat(escalation["acknowledged_at"])
-    done = datetime.fromisoformat(escalation["resolved_at"])
-    assert hours == [((done - acked).total_seconds() / 3600,)]  # the CTO's time on the page
+        assert datetime.fromisoformat(escalation["acknowledged_at"]) == acked
     assert [(r.body["event_action"], r.body["dedup_key"]) for r in pd.requests] == [
         ("trigger", key), ("resolve", key)]
+    with engine.connect() as conn:
+        hours = conn.execute(select(charges.c.hours).where(charges.c.source == "page")).all()
+    assert hours == [(0.5,)]  # the CTO's time on the page: acknowledged to resolved
 
 
-def page_event(client: TestClient, name: str, key: str) -> None:
+def _pd_time(name: str) -> datetime:
+    payload = orjson.loads((FIXTURES / "pagerduty" / f"{name}.json").read_bytes())
+    return datetime.fromisoformat(payload["event"]["occurred_at"])
+
+
+def page_event(client: TestClient, name: str, key: str, at: datetime | None = None) -> None:
     """Post PagerDuty's real webhook for `name`, about firstline's page `key`."""
     payload = orjson.loads((FIXTURES / "pagerduty" / f"{name}.json").read_bytes())
     payload["event"]["data"]["incident_key"] = key
+    if at is not None:
+        payload["event"]["occurred_at"] = at.isoformat()
     post(client, "pagerduty", name, payload, f"pd-{name}")
 
 
