@@ -9,7 +9,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from router.records import timers
+from router.records import OUTBOX_STATUSES, outbox, timers
 from router.store import inbox
 from router.worker import Worker
 
@@ -46,10 +46,19 @@ class WorkerCollector(Collector):
                     inbox.c.status == "pending")).scalar_one()
                 armed = conn.execute(select(func.count()).where(
                     timers.c.armed.is_(True))).scalar_one()
+                actions = conn.execute(select(outbox.c.status, func.count())
+                                       .group_by(outbox.c.status)).all()
         except SQLAlchemyError:
             return out
         pending = GaugeMetricFamily("firstline_backlog", "Stored deliveries not yet decided")
         pending.add_metric([], backlog)
         armed_timers = GaugeMetricFamily("firstline_timers_armed", "Timers waiting to come due")
         armed_timers.add_metric([], armed)
-        return [*out, pending, armed_timers]
+        by_status = GaugeMetricFamily(
+            "firstline_outbox_actions",
+            "Actions by status: pending, done, dead (kept, see `firstline outbox list`), shadow",
+            labels=["status"])
+        counts = dict(actions)
+        for status in OUTBOX_STATUSES:
+            by_status.add_metric([status], counts.get(status, 0))
+        return [*out, pending, armed_timers, by_status]

@@ -121,6 +121,7 @@ def test_metrics_count_decisions(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert 'firstline_decisions_total{outcome="keep"}' in text
     assert "firstline_backlog 0.0" in text
+    assert 'firstline_outbox_actions{status="dead"} 0.0' in text
 
 
 def test_scope_reload_keeps_the_old_note_when_the_new_one_is_invalid(
