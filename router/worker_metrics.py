@@ -58,7 +58,7 @@ class WorkerCollector(Collector):
             "firstline_outbox_actions",
             "Actions by status: pending, done, dead (kept, see `firstline outbox list`), shadow",
             labels=["status"])
-        counts = dict(actions)
+        counts: dict[str, int] = {status: int(n) for status, n in actions}
         for status in OUTBOX_STATUSES:
             by_status.add_metric([status], counts.get(status, 0))
         return [*out, pending, armed_timers, by_status]
