@@ -101,7 +101,7 @@ class InboxWriter:
         while self._queue:
             checkpointer = self._checkpointer
             # Leave the write lock to a TRUNCATE checkpoint that is waiting for it.
-            if checkpointer and checkpointer.restarting.is_set() and self._retry_later():
+            if checkpointer and checkpointer.wants_lock.is_set() and self._retry_later():
                 return
             batch = self._queue[: self._max_batch]
             try:
@@ -232,7 +232,7 @@ class _Checkpointer(threading.Thread):
     A PASSIVE checkpoint copies the WAL into the database alongside the writers, but
     while writes never pause it never finishes, and the WAL only starts over once one
     has. So past WAL_TRUNCATE_BYTES a TRUNCATE checkpoint takes the write lock for a
-    moment to copy the last frames and empty the WAL; `restarting` tells this process's
+    moment to copy the last frames and empty the WAL; `wants_lock` tells this process's
     ingest writer to leave it the lock (its batches stay queued meanwhile). Its wait for
     readers is capped short, so a long read cannot stall ingest behind it.
     """
@@ -242,7 +242,7 @@ class _Checkpointer(threading.Thread):
         self._engine = engine
         self._wal = Path(f"{engine.url.database}-wal")
         self._stop_event = threading.Event()
-        self.restarting = threading.Event()
+        self.wants_lock = threading.Event()
 
     def run(self) -> None:
         conn = self._engine.raw_connection()
@@ -252,17 +252,17 @@ class _Checkpointer(threading.Thread):
                 self._checkpoint(conn)
             self._checkpoint(conn)
         finally:
-            conn.close()
+            conn.invalidate()  # never back to the pool with this short busy timeout
 
     def _checkpoint(self, conn: Any) -> None:
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             if self._wal.exists() and self._wal.stat().st_size > WAL_TRUNCATE_BYTES:
-                self.restarting.set()
+                self.wants_lock.set()
                 try:
                     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 finally:
-                    self.restarting.clear()
+                    self.wants_lock.clear()
         except sqlite3.Error as exc:  # busy or gone: the next round tries again
             log.debug("SQLite checkpoint did not finish: %s", exc)
 

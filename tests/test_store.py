@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -107,3 +109,36 @@ def test_the_writer_reports_an_unreachable_database(unreachable_pg_url: str) -> 
             await writer.aclose()
 
     asyncio.run(run())
+
+
+def test_the_sqlite_wal_stays_bounded_under_sustained_writes(tmp_path: Path) -> None:
+    # Back-to-back batches leave a PASSIVE checkpoint no moment to finish, so without
+    # the TRUNCATE checkpoint the WAL would only ever grow (measured: to the size of
+    # everything written).
+    from router.db import make_engine, upgrade
+    from router.inbox import WAL_TRUNCATE_BYTES
+
+    url = f"sqlite:///{tmp_path / 'wal.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    body = (Path(__file__).parent / "fixtures/vendor/github/issues.opened.json").read_bytes()
+    wal = tmp_path / "wal.db-wal"
+    sizes: list[int] = []
+
+    async def run() -> None:
+        writer = InboxWriter(engine)
+        try:
+            for wave in range(320):
+                rows = [store.Delivery("github", f"{wave}-{i}", "issues", "{}", body,
+                                       datetime.now(UTC)) for i in range(20)]
+                await asyncio.gather(*(writer.save(row) for row in rows))
+                sizes.append(wal.stat().st_size)
+        finally:
+            await writer.aclose()
+
+    asyncio.run(run())
+    engine.dispose()
+    written = 320 * 20 * len(body)
+    assert written > 4 * WAL_TRUNCATE_BYTES
+    assert any(b < a for a, b in itertools.pairwise(sizes)), "the WAL was never truncated"
+    assert max(sizes) < written
