@@ -14,17 +14,18 @@ Run it with `uvicorn --factory router.app:app_from_env`, or through `firstline s
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Receive, Scope, Send
 
@@ -35,6 +36,7 @@ from router.db import make_engine, pending_migrations
 from router.inbox import InboxWriter
 from router.ingest import OPENAPI_PATHS, WebhookIngest, webhook_source
 from router.model import SOURCES
+from router.records import outbox
 from router.settings import Settings
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -175,6 +177,21 @@ class InboxCollector(Collector):
         return [up, inbox]
 
 
+WORKER_STALE_S = 60.0  # a worker loop beats at least every idle interval plus one batch
+
+
+def readiness_detail(engine: Engine) -> dict[str, Any]:
+    """Return the backlog and the dead actions, for /readyz."""
+    with engine.connect() as conn:
+        backlog = conn.execute(select(func.count()).where(
+            store.inbox.c.status == "pending")).scalar_one()
+        dead = conn.execute(select(outbox.c.id, outbox.c.type, outbox.c.last_error)
+                            .where(outbox.c.status == "dead").order_by(outbox.c.id)
+                            .limit(20)).all()
+    return {"backlog": int(backlog),
+            "dead_actions": [{"id": i, "type": t, "error": e} for i, t, e in dead]}
+
+
 def _service_routes(runtime: Runtime) -> APIRouter:
     """Liveness, readiness and metrics. Sync handlers: FastAPI runs them off the event loop."""
     router = APIRouter()
@@ -185,17 +202,26 @@ def _service_routes(runtime: Runtime) -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/readyz", responses={503: {"description": "database unreachable or behind"}})
-    def readyz() -> JSONResponse:
-        """Answer 200 only when the database is reachable and fully migrated."""
+    def readyz(request: Request) -> JSONResponse:
+        """Answer 200 when the database is reachable and fully migrated and the worker (if
+        this process runs one) is looping; the backlog and dead actions are in the detail
+        but do not fail it (SPEC §6)."""
         try:
-            pending = pending_migrations(runtime.engine)
+            if pending_migrations(runtime.engine):
+                return JSONResponse({"detail": "database has pending migrations: run "
+                                               "`firstline db upgrade`"}, status_code=503)
+            detail = readiness_detail(runtime.engine)
         except SQLAlchemyError as exc:
-            detail = f"database unreachable: {type(getattr(exc, 'orig', exc)).__name__}"
-            return JSONResponse({"detail": detail}, status_code=503)
-        if pending:
-            detail = "database has pending migrations: run `firstline db upgrade`"
-            return JSONResponse({"detail": detail}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            problem = f"database unreachable: {type(getattr(exc, 'orig', exc)).__name__}"
+            return JSONResponse({"detail": problem}, status_code=503)
+        worker = getattr(request.app.state, "worker", None)
+        if worker is not None and getattr(request.app.state, "worker_running", False):
+            silent = time.monotonic() - worker.stats.last_beat
+            detail["worker_seconds_since_beat"] = round(silent, 1)
+            if silent > WORKER_STALE_S:
+                return JSONResponse({"status": "worker stalled", "detail": detail},
+                                    status_code=503)
+        return JSONResponse({"status": "ready", "detail": detail})
 
     @router.get("/metrics", response_class=Response)
     def metrics() -> Response:

@@ -97,6 +97,7 @@ def build_service(settings: Settings, run_worker: bool = True,
     @asynccontextmanager
     async def background(app: FastAPI) -> AsyncIterator[None]:
         app.state.worker = worker
+        app.state.worker_running = run_worker
         if run_worker:
             app.state.runtime.registry.register(WorkerCollector(worker, engine))
         stop = asyncio.Event()

@@ -36,7 +36,8 @@ def test_healthz_answers_without_a_database(unreachable_pg_url: str) -> None:
 def test_readyz_is_ready_on_a_migrated_database(db_url: str) -> None:
     with client(db_url) as c:
         response = c.get("/readyz")
-    assert (response.status_code, response.json()) == (200, {"status": "ready"})
+    assert (response.status_code, response.json()) == (
+        200, {"status": "ready", "detail": {"backlog": 0, "dead_actions": []}})
 
 
 def test_readyz_fails_until_migrations_are_applied(empty_db_url: str) -> None:

@@ -122,6 +122,10 @@ def test_metrics_count_decisions(client: TestClient) -> None:
     assert 'firstline_decisions_total{outcome="keep"}' in text
     assert "firstline_backlog 0.0" in text
     assert 'firstline_outbox_actions{status="dead"} 0.0' in text
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["detail"]["backlog"] == 0
+    assert ready["detail"]["dead_actions"] == []
+    assert ready["detail"]["worker_seconds_since_beat"] < 5
 
 
 def test_scope_reload_keeps_the_old_note_when_the_new_one_is_invalid(
@@ -138,3 +142,19 @@ def test_scope_reload_keeps_the_old_note_when_the_new_one_is_invalid(
                                                        "ad_hoc_hours_per_week: 4"))
     holder.reload()
     assert holder().hash != before and holder().cap_hours == 4
+
+
+def test_readyz_lists_dead_actions_without_failing(client: TestClient, engine: Any) -> None:
+    from datetime import UTC, datetime
+
+    from router.records import outbox
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(outbox.insert().values(
+            decision_id=1, type="page", target="{}", action="{}", status="dead", attempts=8,
+            next_at=now, created_at=now, last_error="pagerduty: 400 invalid routing key"))
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["detail"]["dead_actions"] == [
+        {"id": 1, "type": "page", "error": "pagerduty: 400 invalid routing key"}]
