@@ -6,10 +6,13 @@ Builds a corpus of distinct deliveries from the real vendor fixtures (each copy 
 own item id, key and time, and some get trigger labels), then times on one core:
 
   baseline   json.loads of every payload (the floor any JSON webhook consumer pays)
-  decide     orjson.loads + adapter.parse + decide() with no history (what `explain` does)
-  replay     the same plus the in-memory ledger, timers and all (what `replay` does)
+  decoder    orjson.loads, which firstline uses
+  explain    orjson.loads + adapter.parse + decide() with no history, and that minus the
+             decoder (parse + decide alone)
+  replay     the whole path plus the in-memory ledger, timers and all (what `replay` does)
 
-and prints decisions/s and each path's time as a ratio of the baseline.
+and prints decisions/s and each path's time as a ratio of the baseline. The machine's
+other load moves all figures together; the ratios are the comparable part.
 """
 
 from __future__ import annotations
@@ -132,6 +135,11 @@ def main() -> None:
             json.loads(body)
         return len(corpus)
 
+    def decode() -> int:
+        for _, _, body in corpus:
+            orjson.loads(body)
+        return len(corpus)
+
     def stateless() -> int:
         history = History()
         for source, event_type, body in corpus:
@@ -145,18 +153,22 @@ def main() -> None:
         return sum(1 for _ in simulate(deliveries, scope))
 
     base_s, _ = timed(baseline)
+    decode_s, _ = timed(decode)
     decide_s, decided = timed(stateless)
     replay_s, replayed = timed(replay)
     print(f"corpus: {len(corpus):,} deliveries, {megabytes:.1f} MB of JSON, rules {args.rules}")
-    print(f"{'path':<10} {'seconds':>8} {'per second':>12} {'x json.loads':>13}")
-    for name, seconds, count in (("json.loads", base_s, len(corpus)),
-                                 ("decide", decide_s, decided),
-                                 ("replay", replay_s, replayed)):
-        print(f"{name:<10} {seconds:8.2f} {count / seconds:12,.0f} {seconds / base_s:13.2f}")
-    print(f"goal: >= 20,000 decisions/s and <= 2.0x json.loads; "
-          f"decide {decided / decide_s:,.0f}/s at {decide_s / base_s:.2f}x, "
-          f"replay {replayed / replay_s:,.0f}/s at {replay_s / base_s:.2f}x "
-          f"({replayed - len(corpus)} timer decisions included)")
+    print(f"{'path':<34} {'seconds':>8} {'per second':>12} {'x json.loads':>13}")
+    rows = (("json.loads (baseline)", base_s, len(corpus)),
+            ("orjson.loads (our decoder)", decode_s, len(corpus)),
+            ("bytes -> decision (explain)", decide_s, decided),
+            ("  of which parse + decide", decide_s - decode_s, decided),
+            ("bytes -> decision, replay ledger", replay_s, replayed))
+    for name, seconds, count in rows:
+        print(f"{name:<34} {seconds:8.2f} {count / seconds:12,.0f} {seconds / base_s:13.2f}")
+    print(f"goal: >= 20,000 decisions/s on one core and <= 2.0x json.loads. parse + decide: "
+          f"{decided / (decide_s - decode_s):,.0f}/s at {(decide_s - decode_s) / base_s:.2f}x; "
+          f"whole path from bytes: {decided / decide_s:,.0f}/s at {decide_s / base_s:.2f}x "
+          f"({replayed - len(corpus)} timer decisions in the replay)")
 
 
 if __name__ == "__main__":

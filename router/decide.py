@@ -183,11 +183,10 @@ def _triggers(ctx: _Ctx, now: datetime) \
             continue
         start = _clock_start(trigger.id, ctx)
         due = add_duration(start, trigger.after, ctx.scope.calendar)
-        entry.update(clock_start=start.isoformat(), due=due.isoformat())
+        entry.update(clock_start=start, due=due, fired=now >= due)  # serialised by orjson
         hit = TriggerHit(trigger.id, trigger.name,
                          (*because, f"{trigger.after.text} since {start.isoformat()}"), due, group)
         (fired if now >= due else pending).append(hit)
-        entry["fired"] = now >= due
     return fired, pending, evidence
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from router.model import SEVERITIES, Check, MatchResult, Severity, WorkItem
 from router.scope_schema import MatchSpec, SeverityBound, SevName
@@ -26,6 +27,12 @@ class Facts:
     assignees: tuple[str, ...]  # person keys where known, else raw account ids
     reporter: str | None
     owner_named: bool  # a person (not firstline) assigned it, or work has started
+    _labels_text: str | None = None  # the item's labels as shown in evidence, made once
+
+    def labels_text(self) -> str:
+        if self._labels_text is None:
+            self._labels_text = _list(self.item.labels)
+        return self._labels_text
 
 
 Predicate = Callable[[Facts], Check]
@@ -91,8 +98,10 @@ def compile_match(spec: MatchSpec | None, people: frozenset[str]) -> Matcher:
 
 
 def _field_in(key: str, wanted: frozenset[str]) -> Predicate:
+    read = attrgetter(key)
+
     def check(f: Facts) -> Check:
-        value: str = getattr(f.item, key)
+        value: str = read(f.item)
         return Check(key, value in wanted, f"{key} {value}")
     return check
 
@@ -112,7 +121,7 @@ def _labels_any(wanted: frozenset[str]) -> Predicate:
         hits = f.item.labels & wanted
         if hits:
             return Check("labels", True, "label " + _list(hits))
-        return Check("labels", False, f"labels {_list(f.item.labels)}{shown}")
+        return Check("labels", False, f"labels {f.labels_text()}{shown}")
     return check
 
 
@@ -121,7 +130,7 @@ def _labels_all(wanted: frozenset[str]) -> Predicate:
         missing = wanted - f.item.labels
         if not missing:
             return Check("labels_all", True, "labels " + _list(wanted))
-        saw = f"labels {_list(f.item.labels)} (missing {_list(missing)})"
+        saw = f"labels {f.labels_text()} (missing {_list(missing)})"
         return Check("labels_all", False, saw)
     return check
 
