@@ -52,26 +52,32 @@ def parse_time(value: Any) -> datetime | None:
 
     Accepts ISO 8601 with `Z`, `+00:00` or Jira's `+0000`, and epoch milliseconds (Jira's
     body `timestamp`, Linear's `webhookTimestamp`). Returns None for None/empty input.
+    Strings and ints take a direct path: this runs for every timestamp of every delivery.
     """
+    if type(value) is str and value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not a timestamp: {value!r}") from None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if type(value) is int or type(value) is float:
+        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
     if value is None or value == "":
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
-    if not isinstance(value, str):
-        raise ValueError(f"not a timestamp: {value!r}")
+    raise ValueError(f"not a timestamp: {value!r}")
+
+
+def optional_time(value: Any, what: str) -> datetime | None:
+    """Like parse_time, but an unreadable value is a PayloadError naming `what`."""
     try:
-        parsed = datetime.fromisoformat(value)
+        return parse_time(value)
     except ValueError as exc:
-        raise ValueError(f"not a timestamp: {value!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raise PayloadError(f"{what}: {exc}") from None
 
 
 def require_time(value: Any, what: str) -> datetime:
-    """Like parse_time, but a missing value is a PayloadError naming the field."""
-    try:
-        parsed = parse_time(value)
-    except ValueError as exc:
-        raise PayloadError(f"{what}: {exc}") from exc
+    """Like optional_time, and a missing value is a PayloadError naming `what` too."""
+    parsed = optional_time(value, what)
     if parsed is None:
         raise PayloadError(f"{what} is missing")
     return parsed

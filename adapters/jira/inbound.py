@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from adapters.base import (
@@ -27,7 +27,8 @@ from adapters.base import (
     InboundAdapter,
     SignatureError,
     VerifyContext,
-    parse_time,
+    optional_time,
+    require_time,
 )
 from router.model import Event, ItemRef, PayloadError, Severity, Status, WorkItem
 
@@ -366,31 +367,13 @@ def _text(value: Any) -> str:
 
 
 def _time(value: Any, what: str) -> datetime | None:
-    """Read an optional timestamp, refusing one that is present but unreadable.
-
-    ISO strings and epoch milliseconds take a direct path: this runs for every
-    timestamp of every delivery.
-    """
-    if type(value) is str and value:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise PayloadError(f"jira: {what} is not a timestamp: {value!r}") from None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    if type(value) is int:
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise PayloadError(f"jira: {what}: {exc}") from exc
+    """Read an optional timestamp, refusing one that is present but unreadable."""
+    return optional_time(value, f"jira: {what}")
 
 
 def _required_time(value: Any, what: str) -> datetime:
     """Read a timestamp the item cannot do without, naming the field when it is missing."""
-    parsed = _time(value, what)
-    if parsed is None:
-        raise PayloadError(f"jira: {what} is missing")
-    return parsed
+    return require_time(value, f"jira: {what}")
 
 
 def _required_str(obj: dict[str, Any], field: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -28,7 +28,8 @@ from adapters.base import (
     InboundAdapter,
     SignatureError,
     VerifyContext,
-    parse_time,
+    optional_time,
+    require_time,
 )
 from router.model import Event, ItemRef, PayloadError, Severity, Status, WorkItem
 
@@ -309,31 +310,13 @@ def _key_from_url(url: Any) -> str | None:
 
 
 def _time(value: Any, what: str) -> datetime | None:
-    """Read an optional timestamp, refusing one that is present but unreadable.
-
-    ISO strings and epoch milliseconds take a direct path: this runs for every
-    timestamp of every delivery.
-    """
-    if type(value) is str and value:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise PayloadError(f"linear: {what} is not a timestamp: {value!r}") from None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    if type(value) is int:
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise PayloadError(f"linear: {what}: {exc}") from exc
+    """Read an optional timestamp, refusing one that is present but unreadable."""
+    return optional_time(value, f"linear: {what}")
 
 
 def _required_time(value: Any, what: str) -> datetime:
     """Read a timestamp the item cannot do without, naming the field when it is missing."""
-    parsed = _time(value, what)
-    if parsed is None:
-        raise PayloadError(f"linear: {what} is missing")
-    return parsed
+    return require_time(value, f"linear: {what}")
 
 
 adapter = InboundAdapter(source="linear", verify=verify, delivery_id=delivery_id, parse=parse)
