@@ -14,7 +14,6 @@ kept, counted on /metrics, listed by /readyz and `firstline outbox list`, never 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -24,11 +23,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import OperationalError
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
 from adapters.base import OutboundAction, OutboundAdapter, Result, Target
 from router.records import outbox
+from router.wake import Waker
 
 log = logging.getLogger("firstline.act")
 
@@ -38,6 +39,7 @@ QUICK_WAIT_MAX = 5.0  # seconds: a longer Retry-After is waited out durably inst
 MAX_ATTEMPTS = 8  # durable attempts before an action is dead (about 2 hours of backoff)
 BACKOFF_BASE = 30.0  # seconds, doubled per durable attempt, with full jitter
 BACKOFF_MAX = 3600.0
+RECORD_TRIES = 5
 
 Clock = Callable[[], datetime]
 
@@ -96,6 +98,7 @@ class Actor:
         self.sleep = sleep
         self.done = 0
         self.dead = 0
+        self.waker = Waker()
 
     def run_once(self) -> int:
         rows = self._claim()
@@ -109,7 +112,10 @@ class Actor:
             total += n
         return total
 
-    async def run(self, stop: asyncio.Event, idle: float = 0.1) -> None:
+    async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
+        """Loop until `stop` is set; with nothing due, sleep until woken (the worker
+        queued actions) or `idle` seconds pass (backoffs and leases running out)."""
+        self.waker.bind()
         while not stop.is_set():
             try:
                 busy = await asyncio.to_thread(self.run_once)
@@ -117,8 +123,7 @@ class Actor:
                 log.exception("outbox batch failed; retrying")
                 busy = 0
             if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), idle)
+                await self.waker.sleep(idle)
 
     def _claim(self) -> list[Any]:
         now = self.clock()
@@ -160,8 +165,20 @@ class Actor:
             log.log(level, "action %s dead: %s on %s (%s): %s", row.id, action.type,
                     action.target.key, orjson.loads(row.action).get("trigger") or "-",
                     result.detail)
-        with self.engine.begin() as conn:
-            conn.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
+        for tries in range(RECORD_TRIES):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
+                return
+            except OperationalError:
+                # SQLite's lock was busy past its timeout: the action took effect, so keep
+                # trying to say so; if it never works, the lease runs out and the retry's
+                # checks (assignee, marker, dedup_key) find it done.
+                if tries == RECORD_TRIES - 1:
+                    log.exception("could not record action %s; it is retried after its "
+                                  "lease", row.id)
+                    return
+                time.sleep(0.05 * (tries + 1))
 
 
 def to_action(row: Any) -> OutboundAction:

@@ -28,7 +28,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,11 @@ class InboxWriter:
         self._sqlite_pooled: PoolProxiedConnection | None = None  # taken from the pool
         self._locked_since: float | None = None
         self._checkpointer: _Checkpointer | None = None
+        self.on_commit: Callable[[], None] | None = None  # called after each batch commits
+
+    def _committed(self) -> None:
+        if self.on_commit is not None:
+            self.on_commit()  # wake the worker: there is something to decide
 
     async def save(self, delivery: store.Delivery) -> store.Stored:
         """Queue one delivery; return once its batch is committed, or raise StorageUnavailable."""
@@ -116,6 +121,7 @@ class InboxWriter:
                 _fail(batch, exc)
             else:
                 _resolve(batch, results)
+                self._committed()
             del self._queue[: len(batch)]
             self._locked_since = None
         self._scheduled = False
@@ -179,6 +185,7 @@ class InboxWriter:
                     _fail(batch, exc)
                 else:
                     _resolve(batch, results)
+                    self._committed()
         finally:
             self._scheduled = False
 

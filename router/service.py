@@ -108,10 +108,15 @@ def build_service(settings: Settings, run_worker: bool = True,
         tasks = [asyncio.create_task(worker.run(stop)),
                  asyncio.create_task(actor.run(stop))] if run_worker else []
         app.state.actor = actor
+        if run_worker:  # wake-ups: stored deliveries wake the worker, decisions the performer
+            app.state.runtime.writer.on_commit = worker.waker.wake
+            worker.on_batch = actor.waker.wake
         try:
             yield
         finally:
             stop.set()
+            worker.waker.wake()
+            actor.waker.wake()
             for task in tasks:
                 await task
             worker.engine.dispose()

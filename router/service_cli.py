@@ -48,6 +48,12 @@ def _ready(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per vendor call is noise
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -56,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from router.service import RUN_WORKER_ENV
 
         os.environ[RUN_WORKER_ENV] = "false"  # the uvicorn factory reads it
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging()
     uvicorn.run("router.service:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info", access_log=False)
     return 0
@@ -74,7 +80,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     worker = Worker(worker_engine(settings.database_url), holder)
     adapters = outbound_adapters(settings)
     actor = Actor(worker.engine, lambda: adapters, utcnow)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging()
     if args.once:
         decided = worker.drain()
         print(f"decided {decided} deliveries and timers, performed {actor.drain()} actions")
@@ -86,7 +92,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, holder.reload)
-        await asyncio.gather(worker.run(stop), actor.run(stop))
+        worker.on_batch = actor.waker.wake
+
+        async def halt() -> None:  # a signal sets `stop`; wake both loops to see it
+            await stop.wait()
+            worker.waker.wake()
+            actor.waker.wake()
+
+        await asyncio.gather(worker.run(stop), actor.run(stop), halt())
 
     asyncio.run(main())
     return 0

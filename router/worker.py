@@ -13,7 +13,6 @@ same group, and deliveries are decided in arrival order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from router.model import SOURCES, Event, History, PayloadError
 from router.records import timers
 from router.scope import Scope
 from router.store import inbox
+from router.wake import Waker
 
 log = logging.getLogger("firstline.worker")
 LEDGER_LOCK = 0x666C  # "fl": the advisory lock id every firstline worker takes
@@ -84,12 +84,16 @@ class Worker:
     """Decide what the inbox holds and what timers say, one transaction per batch."""
 
     def __init__(self, engine: Engine, scope: Callable[[], Scope], clock: Clock = utcnow,
-                 batch: int = 100) -> None:
+                 batch: int | None = None) -> None:
         self.engine = engine
         self.scope = scope  # a callable, so a SIGHUP reload takes effect at the next batch
         self.clock = clock
-        self.batch = batch
+        # SQLite has one writer: smaller batches hold its lock for less time, so ingest
+        # and the outbox performer are not kept waiting.
+        self.batch = batch or (25 if engine.dialect.name == "sqlite" else 100)
         self.stats = WorkerStats()
+        self.waker = Waker()
+        self.on_batch: Callable[[], None] | None = None
 
     def run_once(self) -> int:
         """Process one batch of deliveries and one of due timers; return how many."""
@@ -106,17 +110,21 @@ class Worker:
             total += n
         return total
 
-    async def run(self, stop: asyncio.Event, idle: float = 0.2) -> None:
-        """Loop until `stop` is set, sleeping `idle` seconds whenever there was nothing."""
+    async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
+        """Loop until `stop` is set. With nothing to do, sleep until `waker` is woken (new
+        deliveries, shutdown) or `idle` seconds pass (deliveries stored by other
+        processes, timers coming due)."""
+        self.waker.bind()
         while not stop.is_set():
             try:
                 busy = await asyncio.to_thread(self.run_once)
             except Exception:  # the database went away: keep the service up, try again
                 log.exception("worker batch failed; retrying")
                 busy = 0
+            if busy and self.on_batch is not None:
+                self.on_batch()  # decisions may have queued actions
             if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), idle)
+                await self.waker.sleep(idle)
 
     def _lock(self, conn: Connection) -> None:
         # SQLite: `worker_engine` already began the transaction IMMEDIATE (the write lock).
