@@ -30,6 +30,7 @@ from tenacity.wait import wait_random_exponential
 from adapters.base import OutboundAction, OutboundAdapter, Result, Target
 from router.records import outbox
 from router.wake import Waker
+from router.worker import writer_turn
 
 log = logging.getLogger("firstline.act")
 
@@ -127,7 +128,7 @@ class Actor:
 
     def _claim(self) -> list[Any]:
         now = self.clock()
-        with self.engine.begin() as conn:
+        with writer_turn(self.engine), self.engine.begin() as conn:
             stmt = (select(outbox).where(outbox.c.status == "pending", outbox.c.next_at <= now)
                     .order_by(outbox.c.id).limit(self.batch))
             if conn.dialect.name == "postgresql":
@@ -167,7 +168,7 @@ class Actor:
                     result.detail)
         for tries in range(RECORD_TRIES):
             try:
-                with self.engine.begin() as conn:
+                with writer_turn(self.engine), self.engine.begin() as conn:
                     conn.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
                 return
             except OperationalError:

@@ -13,9 +13,12 @@ same group, and deliveries are decided in arrival order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +45,21 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_TURNS: dict[int, threading.Lock] = {}
+
+
+def writer_turn(engine: Engine) -> AbstractContextManager[object]:
+    """Return what the worker and the outbox performer hold around a SQLite transaction.
+
+    SQLite has one writer, and its busy handler sleeps between tries: the side woken more
+    often (the worker) kept winning and the performer starved. A shared in-process lock
+    hands the turn over at once. PostgreSQL needs none.
+    """
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    return _TURNS.setdefault(id(engine), threading.Lock())
 
 
 def worker_engine(url: str) -> Engine:
@@ -97,7 +115,7 @@ class Worker:
 
     def run_once(self) -> int:
         """Process one batch of deliveries and one of due timers; return how many."""
-        with self.engine.begin() as conn:
+        with writer_turn(self.engine), self.engine.begin() as conn:
             self._lock(conn)
             done = self._deliveries(conn) + self._timers(conn)
         self.stats.last_beat = time.monotonic()
