@@ -107,15 +107,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str) -> Scope:
+def _load(path: str, warn: bool = False) -> Scope:
+    """Load a scope note; only `check` and `scope` show its warnings (explain and replay
+    output is read by scripts, which want nothing but the decisions)."""
     scope, warnings = load_scope(path)
-    for warning in warnings:
-        print(warning, file=sys.stderr)
+    if warn:
+        for warning in warnings:
+            print(warning, file=sys.stderr)
     return scope
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    scope = _load(args.path)
+    scope = _load(args.path, warn=True)
     note = scope.note
     timed = sum(1 for t in scope.triggers if t.after)
     print(f"ok: {args.path}: {len(note.people)} people, {len(note.owners)} owner lines, "
@@ -125,7 +128,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_scope(args: argparse.Namespace) -> int:
-    print(describe_scope(_load(args.path)))
+    print(describe_scope(_load(args.path, warn=True)))
     return 0
 
 

@@ -678,3 +678,19 @@ def test_compare_json_lists_changes_as_objects(tmp_path: Path) -> None:
         assert set(obj) == {"file", "old", "new"}
         assert obj["old"]["owner"] == "eng-lead" and obj["new"]["owner"] == "support-lead"
     assert run.errors[0] == f"{len(objs)} decisions change"
+
+
+def test_explain_json_is_the_only_output_even_with_stderr_merged() -> None:
+    """Scripts often run `explain --json ... 2>&1`: scope warnings must not break it."""
+    import subprocess
+    import sys
+
+    from tests.support import EXAMPLE_SCOPE, FIXTURES, ROOT
+
+    run = subprocess.run(
+        [sys.executable, "-m", "router.cli", "explain", "--rules", str(EXAMPLE_SCOPE),
+         "--source", "jira", "--json", str(FIXTURES / "jira" / "issue_created.json")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert run.returncode == 0
+    assert json.loads(run.stdout)["outcome"] in ("escalate", "reassign", "defer", "keep",
+                                                 "ignore")
