@@ -56,7 +56,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -77,6 +76,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.vendors import signed_headers  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest_servers import free_port, process_cpu  # noqa: E402  (shared with bench/ingest.py)
+
 BIN = Path(sys.executable).parent
 FIXTURE = ROOT / "tests" / "fixtures" / "vendor" / "github" / "issues.assigned.json"
 SCOPE = ROOT / "examples" / "scope.yaml"
@@ -95,12 +97,6 @@ STALL_S = 15.0  # stop waiting for the backlog after this long without a new com
 
 
 # -- processes -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stop_group(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -236,29 +232,6 @@ def profiler(pid: int, out: Path | None, seconds: float, mode: str) -> Iterator[
         proc.wait(timeout=seconds + 30)
     finally:
         stop_group(proc)
-
-
-def process_cpu(pid: int | None) -> float:
-    """User+system CPU seconds of a process and its descendants (Linux /proc)."""
-    if pid is None:
-        return 0.0
-    children: dict[int, list[int]] = {}
-    ticks: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        total += ticks.get(current, 0)
-        todo += children.get(current, [])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def log_problems(log: Path) -> list[str]:
