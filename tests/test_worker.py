@@ -156,3 +156,28 @@ def test_replay_from_db_decides_what_the_service_received(engine: Engine, db_url
                             "--since", "2030-01-01", "--rules", str(EXAMPLE_SCOPE)], env=env,
                            cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert since.returncode == 0 and "totals: 0 decisions" in since.stdout
+
+
+def test_a_delivery_that_keeps_failing_is_parked_not_lost(engine: Engine) -> None:
+    """A row the worker cannot decide (here: a source no adapter has) is retried, then kept
+    as `failed` with its error, and never blocks the deliveries behind it."""
+    from router.worker import MAX_ATTEMPTS
+
+    now = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
+    with engine.begin() as conn:
+        store.insert_delivery(conn, store.Delivery("gitlab", "odd", None, "{}", b"{}", now))
+    put(engine, "github", "ping", "fine", now, event_type="ping")
+    worker = Worker(engine, lambda: SCOPE, Clock(now))
+    worker.drain()
+    with engine.connect() as conn:
+        rows = {r.delivery_id: r for r in conn.execute(select(store.inbox))}
+    assert rows["odd"].status == "failed" and rows["odd"].attempts == MAX_ATTEMPTS
+    assert "unknown source 'gitlab'" in rows["odd"].error
+    assert rows["fine"].status == "done" and worker.stats.failed == 1
+    decided = [d for (d,) in rows_of_decisions(engine)]
+    assert decided == ["fine"]
+
+
+def rows_of_decisions(engine: Engine) -> list[tuple[object]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(decisions.c.delivery_id))]
