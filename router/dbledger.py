@@ -3,16 +3,25 @@
 A batch runs under the ledger lock, so nothing else changes the ledger meanwhile: the
 open pages, the last hour's pages and the week's hours are read once per batch and kept
 in step in memory as decisions are recorded, instead of being queried per delivery.
+
+Writes are batched too. The batch's items (and their armed timers) are read with one
+query each (`prefetch`); decisions, their actions, item states and timer changes are
+buffered and written by `flush()` as a few multi-row statements. Per-statement overhead,
+not SQL, was most of the worker's time: per delivery it ran about eight statements, each
+built and compiled anew. The rare writes (pages opened, joined, resolved; charges; the
+lifecycle of firstline's own pages) run at once, after flushing the decisions they name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, select, true, update
+from sqlalchemy import Connection, Executable, Table, bindparam, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -36,6 +45,19 @@ from router.records import (
 from router.scope import Scope
 
 ItemId = tuple[str, str]
+PREFETCH_CHUNK = 400  # item ids per IN (...): 800 parameters, far below either limit
+
+# Built once: building and cache-keying a statement per row cost more than running it.
+_INSERT_DECISIONS = decisions.insert().returning(decisions.c.id, sort_by_parameter_order=True)
+_INSERT_ACTIONS = outbox.insert()
+_DISARM = (update(timers).where(timers.c.source == bindparam("b_source"),
+                                timers.c.item_id == bindparam("b_item_id"),
+                                timers.c.trigger_id == bindparam("b_trigger_id"))
+           .values(armed=False))
+_LEAVE = (update(escalation_items).where(escalation_items.c.source == bindparam("b_source"),
+                                          escalation_items.c.item_id == bindparam("b_item_id"))
+          .values(open=False))
+_DISARM_FIRED = update(timers).where(timers.c.id == bindparam("b_id")).values(armed=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +75,33 @@ class _OpenPage:
     members: set[ItemId] = field(default_factory=set)
 
 
+@dataclass(slots=True)
+class _Decision:
+    """A decision row waiting for `flush()`; `id` is known once it is written."""
+
+    values: dict[str, Any]
+    actions: list[dict[str, Any]]
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class _Item:
+    """One item's row as this batch sees it: as stored, plus what the batch changed."""
+
+    key: str | None
+    state: str | None  # the newest WorkItem as JSON
+    history: History  # the per-item part (router.history)
+    armed: dict[str, datetime]  # timers armed in the database: trigger -> due
+    due: dict[str, datetime] | None = None  # timers to leave armed (None: untouched)
+    updated_at: datetime | None = None  # set when the batch changed the row
+
+
 class DbLedger:
-    """The ledger in the database for one batch; see the module docstring."""
+    """The ledger in the database for one batch; see the module docstring.
+
+    Call `flush()` before the transaction commits: until then decisions, actions, item
+    states and timers live in memory only.
+    """
 
     def __init__(self, conn: Connection, scope: Scope, now: datetime) -> None:
         self.conn = conn
@@ -72,19 +119,46 @@ class DbLedger:
         self.page_times = [at for (at,) in conn.execute(select(escalations.c.paged_at).where(
             escalations.c.paged_at > now - timedelta(hours=1)))]
         self.weeks: dict[date, tuple[float, set[ItemId]]] = {}
-        self.item_rows: dict[ItemId, History] = {}
+        self.rows: dict[ItemId, _Item] = {}
+        self._decisions: list[_Decision] = []
+
+    # -- reading --------------------------------------------------------------------
+
+    def prefetch(self, ids: Iterable[ItemId]) -> None:
+        """Read the items (and their armed timers) a batch is about, a few queries in all."""
+        missing = sorted({i for i in ids if i not in self.rows})
+        for start in range(0, len(missing), PREFETCH_CHUNK):
+            chunk = missing[start:start + PREFETCH_CHUNK]
+            found = self.conn.execute(
+                select(items.c.source, items.c.item_id, items.c.key, items.c.state,
+                       items.c.history)
+                .where(tuple_(items.c.source, items.c.item_id).in_(chunk)))
+            for source, item_id, key, state, history in found:
+                self.rows[(source, item_id)] = _Item(
+                    key, state, history_from_json(orjson.loads(history)), {})
+            for i in chunk:
+                self.rows.setdefault(i, _Item(None, None, History(), {}))
+            armed = self.conn.execute(
+                select(timers.c.source, timers.c.item_id, timers.c.trigger_id, timers.c.due_at)
+                .where(timers.c.armed.is_(True),
+                       tuple_(timers.c.source, timers.c.item_id).in_(chunk)))
+            for source, item_id, trigger, due in armed:
+                self.rows[(source, item_id)].armed[trigger] = due
+
+    def _row(self, source: str, item_id: str) -> _Item:
+        me = (source, item_id)
+        if me not in self.rows:
+            self.prefetch([me])
+        return self.rows[me]
 
     def load(self, source: str, item_id: str) -> tuple[WorkItem | None, History]:
-        row = self.conn.execute(select(items.c.state, items.c.history).where(
-            items.c.source == source, items.c.item_id == item_id)).first()
-        if row is None:
-            return None, History()
-        return item_from_json(row.state), history_from_json(orjson.loads(row.history))
+        """Return the item's newest state and per-item history, as of this batch."""
+        row = self._row(source, item_id)
+        return (item_from_json(row.state) if row.state else None), row.history
 
     def history(self, source: str, item_id: str, now: datetime) -> History:
         """Return the item's history joined with the ledger's facts as of `now`."""
-        _, base = self.load(source, item_id)
-        self.item_rows[(source, item_id)] = base
+        base = self._row(source, item_id).history
         me = (source, item_id)
         hours, charged = self._week(week_start(now, self.scope.tz, self.scope.week_starts))
         hour_ago = now - timedelta(hours=1)
@@ -106,15 +180,16 @@ class DbLedger:
             self.weeks[week] = (hours, charged)
         return self.weeks[week]
 
+    # -- recording ------------------------------------------------------------------
+
     def record(self, event: Event, decision: Decision, history: History, now: datetime,
-               origin: Origin) -> int:
-        """Store the decision and apply its effects; return the decision's id."""
+               origin: Origin) -> None:
+        """Store the decision (at the next flush) and apply its effects."""
         item = event.item
-        decision_id = self._insert_decision(event, decision, event.occurred_at or now, now,
-                                            origin)
+        pending = self._decision(event, decision, event.occurred_at or now, now, origin)
         if item is None:
-            return decision_id
-        self._queue_actions(decision_id, item, decision, now)
+            return
+        self._queue_actions(pending, item, decision, now)
         if decision.outcome == "ignore" and is_own_page(item, self.scope):
             self._page_update(event, item, now)
         me: ItemId = (item.source, item.id)
@@ -124,10 +199,11 @@ class DbLedger:
         for page in change.opened:
             esc_id = int(self.conn.execute(escalations.insert().values(
                 dedup_key=page.dedup_key, trigger_id=page.trigger, status="open",
-                decision_id=decision_id, paged_at=now).returning(escalations.c.id)).scalar_one())
+                decision_id=self._id(pending), paged_at=now).returning(escalations.c.id))
+                .scalar_one())
             self.pages[page.dedup_key] = _OpenPage(esc_id)
             self.page_times.append(now)
-            self._charge(week, ("page", str(esc_id)), DEFAULT_PAGE_HOURS, decision_id)
+            self._charge(week, ("page", str(esc_id)), DEFAULT_PAGE_HOURS, pending)
         for key in change.joined:
             self._join(key, item, now)
         for key in change.resolved:
@@ -138,15 +214,80 @@ class DbLedger:
         if change.leaves_pages:
             for open_page in self.pages.values():
                 open_page.members.discard(me)
-            self.conn.execute(update(escalation_items).where(
-                escalation_items.c.source == item.source,
-                escalation_items.c.item_id == item.id).values(open=False))
+            self.conn.execute(_LEAVE, {"b_source": item.source, "b_item_id": item.id})
         if change.charge_hours:
-            self._charge(week, me, change.charge_hours, decision_id)
-        self._arm(item, dict(change.timers))
-        return decision_id
+            self._charge(week, me, change.charge_hours, pending)
+        self._row(item.source, item.id).due = dict(change.timers)
 
-    def _queue_actions(self, decision_id: int, item: WorkItem, decision: Decision,
+    def fired(self, timer_id: int, source: str, item_id: str, trigger: str) -> None:
+        """Disarm a timer that came due (before its decision, which may arm it again)."""
+        self.conn.execute(_DISARM_FIRED, {"b_id": timer_id})
+        row = self.rows.get((source, item_id))
+        if row is not None:
+            row.armed.pop(trigger, None)
+
+    def flush(self) -> None:
+        """Write what the batch buffered: decisions with their actions, items, timers."""
+        self._flush_decisions()
+        changed = [(me, row) for me, row in self.rows.items() if row.updated_at is not None]
+        if changed:
+            self.conn.execute(_upsert(self.conn.dialect.name, "items"), [
+                dict(source=me[0], item_id=me[1], key=row.key, state=row.state,
+                     history=orjson.dumps(history_to_json(row.history)).decode(),
+                     updated_at=row.updated_at) for me, row in changed])
+        disarm, arm = [], []
+        for me, row in self.rows.items():
+            row.updated_at = None
+            if row.due is None:
+                continue
+            disarm += [dict(b_source=me[0], b_item_id=me[1], b_trigger_id=t)
+                       for t in row.armed if t not in row.due]
+            arm += [dict(source=me[0], item_id=me[1], trigger_id=t, due_at=at, armed=True)
+                    for t, at in row.due.items() if row.armed.get(t) != at]
+            row.armed, row.due = row.due, None
+        if disarm:
+            self.conn.execute(_DISARM, disarm)
+        if arm:
+            self.conn.execute(_upsert(self.conn.dialect.name, "timers"), arm)
+
+    def _decision(self, event: Event, d: Decision, event_at: datetime, now: datetime,
+                  origin: Origin) -> _Decision:
+        item, ref = event.item, event.ref
+        pending = _Decision(dict(
+            inbox_id=origin.inbox_id, timer_key=origin.timer_key,
+            delivery_id=origin.delivery_id, source=event.source,
+            item_id=item.id if item else (ref.id if ref else None),
+            item_key=item.key if item else (ref.key or ref.id if ref else None),
+            event_type=event.event_type, outcome=d.outcome, owner=d.owner, scope_line=d.scope,
+            severity=d.severity, triggers=orjson.dumps([t.id for t in d.triggers]).decode(),
+            reason=d.reason, evidence=orjson.dumps(d.evidence).decode(),
+            actions=orjson.dumps([a.as_dict() for a in d.actions]).decode(),
+            scope_hash=self.scope.hash, event_at=event_at, decided_at=now,
+            cap_hours=d.cap_hours, exception=d.exception, handed_back=d.handed_back,
+            assigner=d.assigner), [])
+        self._decisions.append(pending)
+        return pending
+
+    def _id(self, pending: _Decision) -> int:
+        """Return a buffered decision's id, writing the buffered decisions to learn it."""
+        if pending.id is None:
+            self._flush_decisions()
+        assert pending.id is not None
+        return pending.id
+
+    def _flush_decisions(self) -> None:
+        if not self._decisions:
+            return
+        buffered, self._decisions = self._decisions, []
+        ids = self.conn.execute(_INSERT_DECISIONS, [p.values for p in buffered]).scalars().all()
+        actions = []
+        for pending, decision_id in zip(buffered, ids, strict=True):
+            pending.id = int(decision_id)
+            actions += [{**a, "decision_id": pending.id} for a in pending.actions]
+        if actions:
+            self.conn.execute(_INSERT_ACTIONS, actions)
+
+    def _queue_actions(self, pending: _Decision, item: WorkItem, decision: Decision,
                        now: datetime) -> None:
         """Write the actions in the decision's transaction: performed later, at least once.
 
@@ -158,11 +299,11 @@ class DbLedger:
         target = orjson.dumps({"source": item.source, "id": item.id, "key": item.key,
                                "kind": item.kind, "project": item.project,
                                "url": item.url}).decode()
-        self.conn.execute(outbox.insert(), [
-            dict(decision_id=decision_id, type=a.type, target=target,
+        pending.actions += [
+            dict(type=a.type, target=target,
                  action=orjson.dumps({**a.as_dict(), "severity": decision.severity}).decode(),
                  status=status, attempts=0, next_at=now, created_at=now)
-            for a in decision.actions])
+            for a in decision.actions]
 
     def _page_update(self, event: Event, item: WorkItem, now: datetime) -> None:
         """Note when one of firstline's own pages was acknowledged or resolved, and by whom;
@@ -188,72 +329,50 @@ class DbLedger:
             self.conn.execute(update(escalations).where(escalations.c.id == row.id)
                               .values(**values))
 
-    def _charge(self, week: date, who: ItemId, hours: float, decision_id: int) -> None:
+    def _charge(self, week: date, who: ItemId, hours: float, pending: _Decision) -> None:
         total, charged = self._week(week)
         if who in charged:
             return
-        self._upsert(charges, dict(week_start=week, source=who[0], item_id=who[1], hours=hours,
-                                   decision_id=decision_id), ("week_start", "source", "item_id"))
+        self.conn.execute(_upsert(self.conn.dialect.name, "charges"), dict(
+            week_start=week, source=who[0], item_id=who[1], hours=hours,
+            decision_id=self._id(pending)))
         charged.add(who)
         self.weeks[week] = (total + hours, charged)
-
-    def _insert_decision(self, event: Event, d: Decision, event_at: datetime, now: datetime,
-                         origin: Origin) -> int:
-        item, ref = event.item, event.ref
-        result = self.conn.execute(decisions.insert().values(
-            inbox_id=origin.inbox_id, timer_key=origin.timer_key,
-            delivery_id=origin.delivery_id, source=event.source,
-            item_id=item.id if item else (ref.id if ref else None),
-            item_key=item.key if item else (ref.key or ref.id if ref else None),
-            event_type=event.event_type, outcome=d.outcome, owner=d.owner, scope_line=d.scope,
-            severity=d.severity, triggers=orjson.dumps([t.id for t in d.triggers]).decode(),
-            reason=d.reason, evidence=orjson.dumps(d.evidence).decode(),
-            actions=orjson.dumps([a.as_dict() for a in d.actions]).decode(),
-            scope_hash=self.scope.hash, event_at=event_at, decided_at=now,
-            cap_hours=d.cap_hours, exception=d.exception, handed_back=d.handed_back,
-            assigner=d.assigner).returning(decisions.c.id))
-        return int(result.scalar_one())
 
     def _save_item(self, event: Event, decision: Decision, newer: bool, now: datetime) -> None:
         item = event.item
         assert item is not None
-        me = (item.source, item.id)
-        base = self.item_rows.pop(me) if me in self.item_rows else self.load(*me)[1]
-        history = orjson.dumps(history_to_json(remember(base, event, decision))).decode()
-        values: dict[str, Any] = dict(source=item.source, item_id=item.id, key=item.key,
-                                      state=item_to_json(item), history=history, updated_at=now)
-        columns = ("key", "state", "history", "updated_at") if newer else ("history", "updated_at")
-        self._upsert(items, values, ("source", "item_id"), columns)
+        row = self._row(item.source, item.id)
+        row.history = remember(row.history, event, decision)
+        if newer or row.state is None:
+            row.key, row.state = item.key, item_to_json(item)
+        row.updated_at = now
 
     def _join(self, key: str, item: WorkItem, now: datetime) -> None:
         page = self.pages.get(key)
         if page is None:
             return
         page.members.add((item.source, item.id))
-        self._upsert(escalation_items, dict(escalation_id=page.id, source=item.source,
-                                            item_id=item.id, item_key=item.key, open=True,
-                                            joined_at=now),
-                     ("escalation_id", "source", "item_id"), ("open",))
-
-    def _arm(self, item: WorkItem, due: dict[str, datetime]) -> None:
-        """Arm the pending timers; disarm the item's others (their match stopped holding)."""
-        self.conn.execute(update(timers).where(
-            timers.c.source == item.source, timers.c.item_id == item.id, timers.c.armed,
-            timers.c.trigger_id.not_in(list(due)) if due else true()).values(armed=False))
-        for trigger, at in due.items():
-            self._upsert(timers, dict(source=item.source, item_id=item.id, trigger_id=trigger,
-                                      due_at=at, armed=True),
-                         ("source", "item_id", "trigger_id"), ("due_at", "armed"))
-
-    def _upsert(self, table: Table, values: dict[str, Any], keys: tuple[str, ...],
-                update_cols: tuple[str, ...] = ()) -> None:
-        dialect_insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = dialect_insert(table).values(**values)
-        if update_cols:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(keys), set_={c: stmt.excluded[c] for c in update_cols})
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-        self.conn.execute(stmt)
+        self.conn.execute(_upsert(self.conn.dialect.name, "escalation_items"), dict(
+            escalation_id=page.id, source=item.source, item_id=item.id, item_key=item.key,
+            open=True, joined_at=now))
 
 
+# What each upsert keys on and, on conflict, overwrites (nothing: keep the first row).
+_UPSERTS: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
+    "items": (items, ("source", "item_id"), ("key", "state", "history", "updated_at")),
+    "timers": (timers, ("source", "item_id", "trigger_id"), ("due_at", "armed")),
+    "charges": (charges, ("week_start", "source", "item_id"), ()),
+    "escalation_items": (escalation_items, ("escalation_id", "source", "item_id"), ("open",)),
+}
+
+
+@cache
+def _upsert(dialect: str, table_name: str) -> Executable:
+    """Return the table's INSERT ... ON CONFLICT statement for the dialect, built once."""
+    table, keys, update_cols = _UPSERTS[table_name]
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    if update_cols:
+        return stmt.on_conflict_do_update(index_elements=list(keys),
+                                          set_={c: stmt.excluded[c] for c in update_cols})
+    return stmt.on_conflict_do_nothing(index_elements=list(keys))

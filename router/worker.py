@@ -17,20 +17,20 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, event, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, event, select, text, update
 
 from adapters import ADAPTERS
 from router.db import make_engine
 from router.dbledger import DbLedger, Origin
 from router.decide import decide
-from router.model import SOURCES, Event, History, PayloadError
+from router.model import SOURCES, Decision, Event, History, PayloadError
 from router.records import timers
 from router.scope import Scope
 from router.store import inbox
@@ -115,9 +115,11 @@ class Worker:
 
     def run_once(self) -> int:
         """Process one batch of deliveries and one of due timers; return how many."""
+        tally = _Tally()
         with writer_turn(self.engine), self.engine.begin() as conn:
             self._lock(conn)
-            done = self._deliveries(conn) + self._timers(conn)
+            done = self._deliveries(conn, tally) + self._timers(conn, tally)
+        tally.add_to(self.stats)  # counted once committed
         self.stats.last_beat = time.monotonic()
         return done
 
@@ -149,7 +151,7 @@ class Worker:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
 
-    def _deliveries(self, conn: Connection) -> int:
+    def _deliveries(self, conn: Connection, tally: _Tally) -> int:
         stmt = (select(inbox.c.id, inbox.c.source, inbox.c.delivery_id, inbox.c.event_type,
                        inbox.c.body, inbox.c.received_at, inbox.c.attempts)
                 .where(inbox.c.status == "pending").order_by(inbox.c.id).limit(self.batch))
@@ -159,29 +161,85 @@ class Worker:
         if not rows:
             return 0
         scope = self.scope()
+        try:
+            with conn.begin_nested():
+                batch = _Tally()
+                self._decide_batch(conn, scope, rows, batch)
+            tally.merge(batch)
+        except Exception:  # a row broke the batch's writes: find it, decide the rest
+            log.warning("a batch of %d deliveries failed; deciding them one at a time",
+                        len(rows), exc_info=True)
+            self._decide_one_by_one(conn, scope, rows, tally)
+        return len(rows)
+
+    def _decide_batch(self, conn: Connection, scope: Scope, rows: Sequence[Any],
+                      tally: _Tally) -> None:
+        """Decide every row, then write all the decisions with a few statements.
+
+        A row that cannot be parsed or decided fails alone (both are pure); anything that
+        goes wrong while recording raises, and the caller redoes the batch row by row.
+        """
+        now = self.clock()
+        ledger = DbLedger(conn, scope, now)
+        events: list[tuple[Any, Event | Exception]] = []
+        for row in rows:
+            try:
+                events.append((row, _parse(row.source, row.event_type, row.body,
+                                           row.received_at)))
+            except Exception as exc:
+                events.append((row, exc))
+        ledger.prefetch((e.item.source, e.item.id) for _, e in events
+                        if isinstance(e, Event) and e.item is not None)
+        done: list[dict[str, Any]] = []
+        for row, parsed in events:
+            now = self.clock()
+            try:
+                if isinstance(parsed, Exception):
+                    raise parsed
+                origin = Origin(inbox_id=row.id, delivery_id=row.delivery_id)
+                decision, history = self._decision(ledger, scope, parsed, now)
+            except Exception as exc:
+                self._park(conn, row, exc, tally)
+                continue
+            ledger.record(parsed, decision, history, now, origin)
+            done.append({"b_id": row.id, "b_at": now})
+            tally.decided(decision.outcome, now - row.received_at)
+        ledger.flush()
+        if done:
+            conn.execute(_DONE, done)
+
+    def _decide_one_by_one(self, conn: Connection, scope: Scope, rows: Sequence[Any],
+                           tally: _Tally) -> None:
+        """The slow, careful path: each row in its own savepoint, written at once."""
         ledger = DbLedger(conn, scope, self.clock())
         for row in rows:
             now = self.clock()
             try:
                 with conn.begin_nested():
                     event = _parse(row.source, row.event_type, row.body, row.received_at)
-                    outcome = self._decide(ledger, scope, event, now,
-                                           Origin(inbox_id=row.id, delivery_id=row.delivery_id))
-                    conn.execute(update(inbox).where(inbox.c.id == row.id).values(
-                        status="done", processed_at=now))
-                self.stats.decided += 1
-                self.stats.count(outcome)
-                self.stats.latency_sum += (now - row.received_at).total_seconds()
-            except Exception as exc:  # a bug must not block the queue: park the row
-                log.exception("delivery %s (%s) could not be decided", row.id, row.source)
-                failed = row.attempts + 1 >= MAX_ATTEMPTS
-                conn.execute(update(inbox).where(inbox.c.id == row.id).values(
-                    attempts=row.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:2000],
-                    status="failed" if failed else "pending"))
-                self.stats.failed += failed
-        return len(rows)
+                    decision, history = self._decision(ledger, scope, event, now)
+                    ledger.record(event, decision, history, now,
+                                  Origin(inbox_id=row.id, delivery_id=row.delivery_id))
+                    ledger.flush()
+                    conn.execute(_DONE, [{"b_id": row.id, "b_at": now}])
+                tally.decided(decision.outcome, now - row.received_at)
+            except Exception as exc:
+                self._park(conn, row, exc, tally)
+                ledger = DbLedger(conn, scope, now)  # its memory may hold the failed row
 
-    def _timers(self, conn: Connection) -> int:
+    def _park(self, conn: Connection, row: Any, exc: Exception, tally: _Tally) -> None:
+        """Count a failed attempt on a row; after MAX_ATTEMPTS keep it as `failed`.
+
+        A bug must not block the queue: the rows behind it are still decided.
+        """
+        log.error("delivery %s (%s) could not be decided", row.id, row.source, exc_info=exc)
+        failed = row.attempts + 1 >= MAX_ATTEMPTS
+        conn.execute(update(inbox).where(inbox.c.id == row.id).values(
+            attempts=row.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:2000],
+            status="failed" if failed else "pending"))
+        tally.failed += failed
+
+    def _timers(self, conn: Connection, tally: _Tally) -> int:
         now = self.clock()
         stmt = (select(timers.c.id, timers.c.source, timers.c.item_id, timers.c.trigger_id,
                        timers.c.due_at)
@@ -192,26 +250,67 @@ class Worker:
             return 0
         scope = self.scope()
         ledger = DbLedger(conn, scope, now)
+        ledger.prefetch((row.source, row.item_id) for row in rows)
         for row in rows:
-            conn.execute(update(timers).where(timers.c.id == row.id).values(armed=False))
+            ledger.fired(row.id, row.source, row.item_id, row.trigger_id)
             item, _ = ledger.load(row.source, row.item_id)
             if item is None:
                 continue
             event = Event(source=item.source, event_type="timer", occurred_at=row.due_at,
                           actor=None, item=item, summary=f"timer {row.trigger_id} due")
             key = f"{row.source}:{row.item_id}:{row.trigger_id}:{row.due_at.isoformat()}"
-            outcome = self._decide(ledger, scope, event, row.due_at, Origin(timer_key=key))
-            self.stats.timers_fired += 1
-            self.stats.count(outcome)
+            decision, history = self._decision(ledger, scope, event, row.due_at)
+            ledger.record(event, decision, history, row.due_at, Origin(timer_key=key))
+            tally.timers_fired += 1
+            tally.count(decision.outcome)
+        ledger.flush()
         return len(rows)
 
-    def _decide(self, ledger: DbLedger, scope: Scope, event: Event, now: datetime,
-                origin: Origin) -> str:
+    def _decision(self, ledger: DbLedger, scope: Scope, event: Event,
+                  now: datetime) -> tuple[Decision, History]:
         item = event.item
         history = ledger.history(item.source, item.id, now) if item else History()
-        decision = decide(event, scope, history, now)
-        ledger.record(event, decision, history, now, origin)
-        return decision.outcome
+        return decide(event, scope, history, now), history
+
+
+_DONE = (update(inbox).where(inbox.c.id == bindparam("b_id"))
+         .values(status="done", processed_at=bindparam("b_at")))
+
+
+@dataclass
+class _Tally:
+    """What one batch did, added to the worker's stats once its transaction commits."""
+
+    n_decided: int = 0
+    failed: int = 0
+    timers_fired: int = 0
+    latency: float = 0.0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def decided(self, outcome: str, latency: timedelta) -> None:
+        self.n_decided += 1
+        self.latency += latency.total_seconds()
+        self.count(outcome)
+
+    def merge(self, other: _Tally) -> None:
+        self.n_decided += other.n_decided
+        self.failed += other.failed
+        self.timers_fired += other.timers_fired
+        self.latency += other.latency
+        for outcome, n in other.outcomes.items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
+
+    def add_to(self, stats: WorkerStats) -> None:
+        stats.decided += self.n_decided
+        stats.failed += self.failed
+        stats.timers_fired += self.timers_fired
+        stats.latency_sum += self.latency
+        for outcome, n in self.outcomes.items():
+            for _ in range(n):
+                stats.count(outcome)
 
 
 def _parse(source: str, event_type: str | None, body: bytes, received_at: datetime) -> Event:

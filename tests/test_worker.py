@@ -181,3 +181,94 @@ def test_a_delivery_that_keeps_failing_is_parked_not_lost(engine: Engine) -> Non
 def rows_of_decisions(engine: Engine) -> list[tuple[object]]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(select(decisions.c.delivery_id))]
+
+
+def reset_decisions(engine: Engine) -> None:
+    """Forget every decision and its effects; put every delivery back in line."""
+    from router.records import charges, escalation_items, outbox
+
+    with engine.begin() as conn:
+        for table in (outbox, charges, escalation_items, escalations, timers, items, decisions):
+            conn.execute(table.delete())
+        conn.execute(store.inbox.update().values(status="pending", processed_at=None))
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    """Every recorded row, without the ids a database hands out."""
+    from router.records import charges, escalation_items, outbox
+
+    ids = {"id", "decision_id", "escalation_id", "inbox_id"}
+    out = {}
+    with engine.connect() as conn:
+        for table in (decisions, items, timers, escalations, escalation_items, charges,
+                      outbox):
+            columns = [c for c in table.c if c.name not in ids]
+            out[table.name] = sorted((tuple(r) for r in conn.execute(select(*columns))),
+                                     key=repr)
+        # a page's charge is keyed by its escalation's id: name the page instead
+        keys = {str(i): k for i, k in conn.execute(select(escalations.c.id,
+                                                          escalations.c.dedup_key))}
+        out["charges"] = sorted(((w, s, keys[i] if s == "page" else i, h)
+                                 for w, s, i, h in out["charges"]), key=repr)
+    return out
+
+
+def test_a_batch_writes_what_one_delivery_at_a_time_writes(engine: Engine) -> None:
+    """Batched writes are an optimisation only: deciding every example delivery (and the
+    timers they arm) in batches of 100 records exactly what batches of one record."""
+    from tests.support import ROOT
+
+    # Just after the examples' 2026 tickets were opened: their timed triggers are pending.
+    received = datetime.fromisoformat("2026-11-16T09:01:00+00:00")
+    paths = sorted((ROOT / "examples" / "deliveries").glob("*/*.json"))
+    for n, path in enumerate(paths):
+        source = path.parent.name
+        event_type = path.name.split(".")[0] if source == "github" else None
+        put(engine, source, "", f"ex-{n}", received, event_type, body=path.read_bytes())
+    runs = []
+    for batch in (100, 1):
+        clock = Clock(received)
+        worker = Worker(engine, lambda: SCOPE, clock, batch=batch)
+        worker.drain()
+        clock.now = received + timedelta(days=3)  # every armed timer comes due
+        worker.drain()
+        runs.append(snapshot(engine))
+        reset_decisions(engine)
+    batched, single = runs
+    assert len(batched["decisions"]) > len(paths)  # timers fired too
+    assert batched["escalations"] and batched["timers"] and batched["outbox"]
+    assert batched == single
+
+
+def test_a_delivery_that_breaks_its_batch_is_found_and_parked(engine: Engine,
+                                                              db_url: str) -> None:
+    """When the database refuses one delivery's decision, the batch is decided again one
+    delivery at a time: the others are decided, the broken one is parked as failed."""
+    from router.worker import MAX_ATTEMPTS
+
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER poison BEFORE INSERT ON decisions "
+                "WHEN NEW.delivery_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END")
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.delivery_id = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql")
+            conn.exec_driver_sql("CREATE TRIGGER poison BEFORE INSERT ON decisions "
+                                 "FOR EACH ROW EXECUTE FUNCTION poison()")
+    now = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
+    put(engine, "jira", "issue_created", "before", now)
+    put(engine, "github", "ping", "poison", now, event_type="ping")
+    put(engine, "jira", "issue_updated.resolved", "after", now)
+    worker = Worker(engine, lambda: SCOPE, Clock(now))
+    worker.drain()
+    with engine.connect() as conn:
+        inbox = {r.delivery_id: r for r in conn.execute(select(store.inbox))}
+    assert inbox["poison"].status == "failed" and inbox["poison"].attempts == MAX_ATTEMPTS
+    assert "poisoned" in inbox["poison"].error
+    assert inbox["before"].status == inbox["after"].status == "done"
+    assert sorted(d for (d,) in rows_of_decisions(engine)) == ["after", "before"]
+    assert worker.stats.decided == 2 and worker.stats.failed == 1
+    assert len(rows(engine, items, items.c.item_id)) == 1  # both are one Jira issue
