@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Executable, Table, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Executable, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -57,6 +57,12 @@ _DISARM = (update(timers).where(timers.c.source == bindparam("b_source"),
 _LEAVE = (update(escalation_items).where(escalation_items.c.source == bindparam("b_source"),
                                           escalation_items.c.item_id == bindparam("b_item_id"))
           .values(open=False))
+_ITEMS = select(items.c.item_id, items.c.key, items.c.state, items.c.history).where(
+    items.c.source == bindparam("b_source"),
+    items.c.item_id.in_(bindparam("b_ids", expanding=True)))
+_ARMED = select(timers.c.item_id, timers.c.trigger_id, timers.c.due_at).where(
+    timers.c.source == bindparam("b_source"),
+    timers.c.item_id.in_(bindparam("b_ids", expanding=True)), timers.c.armed.is_(True))
 _DISARM_FIRED = update(timers).where(timers.c.id == bindparam("b_id")).values(armed=False)
 
 
@@ -111,10 +117,12 @@ class DbLedger:
                                         .where(escalations.c.status == "open")):
             self.pages[key] = _OpenPage(esc_id)
         by_id = {p.id: p for p in self.pages.values()}
-        for esc_id, source, item_id in conn.execute(
-                select(escalation_items.c.escalation_id, escalation_items.c.source,
-                       escalation_items.c.item_id).where(escalation_items.c.open.is_(True))):
-            if esc_id in by_id:
+        if by_id:  # members by escalation id: the primary key's index, not a table scan
+            for esc_id, source, item_id in conn.execute(
+                    select(escalation_items.c.escalation_id, escalation_items.c.source,
+                           escalation_items.c.item_id).where(
+                        escalation_items.c.escalation_id.in_(list(by_id)),
+                        escalation_items.c.open.is_(True))):
                 by_id[esc_id].members.add((source, item_id))
         self.page_times = [at for (at,) in conn.execute(select(escalations.c.paged_at).where(
             escalations.c.paged_at > now - timedelta(hours=1)))]
@@ -126,24 +134,25 @@ class DbLedger:
 
     def prefetch(self, ids: Iterable[ItemId]) -> None:
         """Read the items (and their armed timers) a batch is about, a few queries in all."""
-        missing = sorted({i for i in ids if i not in self.rows})
-        for start in range(0, len(missing), PREFETCH_CHUNK):
-            chunk = missing[start:start + PREFETCH_CHUNK]
-            found = self.conn.execute(
-                select(items.c.source, items.c.item_id, items.c.key, items.c.state,
-                       items.c.history)
-                .where(tuple_(items.c.source, items.c.item_id).in_(chunk)))
-            for source, item_id, key, state, history in found:
-                self.rows[(source, item_id)] = _Item(
-                    key, state, history_from_json(orjson.loads(history)), {})
-            for i in chunk:
-                self.rows.setdefault(i, _Item(None, None, History(), {}))
-            armed = self.conn.execute(
-                select(timers.c.source, timers.c.item_id, timers.c.trigger_id, timers.c.due_at)
-                .where(timers.c.armed.is_(True),
-                       tuple_(timers.c.source, timers.c.item_id).in_(chunk)))
-            for source, item_id, trigger, due in armed:
-                self.rows[(source, item_id)].armed[trigger] = due
+        by_source: dict[str, list[str]] = {}
+        for source, item_id in {i for i in ids if i not in self.rows}:
+            by_source.setdefault(source, []).append(item_id)
+        # `source = ? AND item_id IN (...)` walks the (source, item_id) index; SQLite
+        # scans the whole table for a row-value IN.
+        for source, all_ids in sorted(by_source.items()):
+            for start in range(0, len(all_ids), PREFETCH_CHUNK):
+                self._prefetch(source, all_ids[start:start + PREFETCH_CHUNK])
+
+    def _prefetch(self, source: str, ids: list[str]) -> None:
+        found = self.conn.execute(_ITEMS, {"b_source": source, "b_ids": ids})
+        for item_id, key, state, history in found:
+            self.rows[(source, item_id)] = _Item(
+                key, state, history_from_json(orjson.loads(history)), {})
+        for item_id in ids:
+            self.rows.setdefault((source, item_id), _Item(None, None, History(), {}))
+        for item_id, trigger, due in self.conn.execute(_ARMED, {"b_source": source,
+                                                                "b_ids": ids}):
+            self.rows[(source, item_id)].armed[trigger] = due
 
     def _row(self, source: str, item_id: str) -> _Item:
         me = (source, item_id)
