@@ -118,6 +118,10 @@ class OutboundAction:
 
     `id` is the outbox row id: comments carry it as an invisible marker
     (`marker(id)`) so that a retry after a crash can see the comment already exists.
+    `first_try` is true only when no earlier try of this action can have reached the
+    vendor (the performer's first claim of the row, first quick try): a comment or note
+    is then posted without looking for its marker, saving a read. Left false, the
+    adapter looks, as every retry must.
     `page` and `resolve_page` always go to PagerDuty's Events API whatever the item's
     source; every other action goes to the item's own tracker.
     """
@@ -133,6 +137,7 @@ class OutboundAction:
     dedup_key: str | None = None  # page / resolve_page
     severity: str | None = None  # page: sev1..sev4
     link: str | None = None  # page: where a person reads the decision
+    first_try: bool = False  # nothing can have been posted yet: skip the marker lookup
 
 
 Status = Literal["ok", "retryable", "permanent"]

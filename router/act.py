@@ -4,7 +4,13 @@ A claim is a lease: the row stays `pending` with `next_at` pushed past the time 
 attempt can take, and no database lock is held while the vendor is called (on SQLite that
 would stall ingest). A crash mid-attempt leaves the row due again when the lease ends;
 the adapters' own checks (current assignee, comment marker, page dedup_key) make the
-repeat take effect once.
+repeat take effect once. Only the first try of a never-claimed row skips the marker
+lookup: nothing can have been posted before it.
+
+A claimed batch is split into lanes: the actions on one item, and pages sharing a
+dedup_key, stay in one lane in id order; lanes run side by side in a few threads (vendor
+calls are slow, and a sequential performer held an alert storm for tens of seconds). The
+whole batch is recorded in one transaction once every lane is done.
 
 Retry policy lives here only: a few quick tries in process (tenacity; Retry-After
 honoured), then durable exponential backoff with jitter across restarts, then `dead`:
@@ -17,19 +23,22 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
 from adapters.base import OutboundAction, OutboundAdapter, Result, Target
 from router.records import outbox
-from router.wake import Waker
+from router.wake import Waker, run_batches
 from router.worker import writer_turn
 
 log = logging.getLogger("firstline.act")
@@ -41,8 +50,19 @@ MAX_ATTEMPTS = 8  # durable attempts before an action is dead (about 2 hours of 
 BACKOFF_BASE = 30.0  # seconds, doubled per durable attempt, with full jitter
 BACKOFF_MAX = 3600.0
 RECORD_TRIES = 5
+LINGER = 0.015  # seconds a partial batch lets the next gather (router.wake.run_batches)
+CONCURRENCY = 8  # lanes performed side by side; 1 performs a batch in id order, one by one
 
 Clock = Callable[[], datetime]
+Performed = tuple[Any, OutboundAction, Result]  # outbox row, its action, what became of it
+
+# One prepared statement per outcome, each run once per batch with every row's parameters.
+_DONE = (update(outbox).where(outbox.c.id == bindparam("row_id"))
+         .values(status="done", done_at=bindparam("at"), last_error=None))
+_WAIT = (update(outbox).where(outbox.c.id == bindparam("row_id"))
+         .values(next_at=bindparam("at"), last_error=bindparam("error")))
+_DEAD = (update(outbox).where(outbox.c.id == bindparam("row_id"))
+         .values(status="dead", last_error=bindparam("error")))
 
 
 def _quick_wait(state: RetryCallState) -> float:
@@ -65,13 +85,20 @@ def _last_result(state: RetryCallState) -> Result:
 
 def attempt(adapter: OutboundAdapter, action: OutboundAction,
             sleep: Callable[[float], None] | None = None) -> Result:
-    """Perform one action with a few quick retries; never raises."""
+    """Perform one action with a few quick retries; never raises.
+
+    Only the first quick try keeps `first_try`: a try that failed may still have taken
+    effect (a timeout after the vendor applied it), so every later one looks first.
+    """
     def once() -> Result:
+        nonlocal action
         try:
             return adapter.perform(action)
         except Exception as exc:  # an adapter bug must not lose the action
             log.exception("adapter raised performing %s %s", action.type, action.target.key)
             return Result("retryable", f"{type(exc).__name__} in the adapter")
+        finally:
+            action = replace(action, first_try=False)
 
     retrying = Retrying(retry=retry_if_result(lambda r: r.status == "retryable"),
                         wait=_quick_wait, stop=_stop, sleep=sleep or time.sleep,
@@ -91,20 +118,26 @@ class Actor:
 
     def __init__(self, engine: Engine, adapters: Callable[[], Mapping[str, OutboundAdapter]],
                  clock: Clock, batch: int = 20,
-                 sleep: Callable[[float], None] | None = None) -> None:
+                 sleep: Callable[[float], None] | None = None,
+                 concurrency: int = CONCURRENCY) -> None:
+        if concurrency < 1:
+            raise ValueError(f"outbox concurrency must be at least 1, not {concurrency}")
         self.engine = engine
         self.adapters = adapters  # built on first use: no client is made before it is needed
         self.clock = clock
         self.batch = batch
         self.sleep = sleep
+        self.concurrency = concurrency
         self.done = 0
         self.dead = 0
         self.waker = Waker()
+        self._pool: ThreadPoolExecutor | None = None
 
     def run_once(self) -> int:
+        """Claim a batch, perform it, record it; return how many rows were claimed."""
         rows = self._claim()
-        for row in rows:
-            self._perform(row)
+        if rows:
+            self._record(self._perform(rows))
         return len(rows)
 
     def drain(self) -> int:
@@ -113,18 +146,21 @@ class Actor:
             total += n
         return total
 
-    async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
-        """Loop until `stop` is set; with nothing due, sleep until woken (the worker
-        queued actions) or `idle` seconds pass (backoffs and leases running out)."""
-        self.waker.bind()
-        while not stop.is_set():
-            try:
-                busy = await asyncio.to_thread(self.run_once)
-            except Exception:
-                log.exception("outbox batch failed; retrying")
-                busy = 0
-            if not busy:
-                await self.waker.sleep(idle)
+    async def run(self, stop: asyncio.Event, idle: float = 1.0, linger: float = LINGER) -> None:
+        """Loop until `stop` is set (router.wake.run_batches); with nothing due, sleep until
+        woken (the worker queued actions) or `idle` seconds pass (backoffs and leases
+        running out)."""
+        try:
+            await run_batches(self.run_once, self.waker, stop, full=self.batch, idle=idle,
+                              linger=linger, what="outbox batch")
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the lanes' threads (after the batch in hand)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def _claim(self) -> list[Any]:
         now = self.clock()
@@ -139,57 +175,121 @@ class Actor:
                              .values(next_at=now + LEASE, attempts=outbox.c.attempts + 1))
         return rows
 
-    def _perform(self, row: Any) -> None:
-        action = to_action(row)
-        tool = "pagerduty" if action.type in ("page", "resolve_page") else action.target.source
-        adapter = self.adapters().get(tool)
-        if adapter is None:
-            result = Result("permanent", f"no {tool} client configured")
-        else:
-            result = attempt(adapter, action, self.sleep)
-        self._record(row, action, result)
+    def _perform(self, rows: Sequence[Any]) -> list[Performed]:
+        """Perform the batch: lanes side by side, each lane's actions one after another."""
+        work: list[tuple[Any, OutboundAction]] = []
+        for row in rows:
+            try:
+                work.append((row, to_action(row)))
+            except (ValueError, TypeError, KeyError):  # not ours to fix here: keep it leased
+                log.exception("outbox row %s cannot be read; it is retried after its lease",
+                              row.id)
+        adapters = self.adapters()
+        runs = [work] if self.concurrency == 1 else lanes(work)
+        if len(runs) <= 1:
+            return [done for run in runs for done in _perform_lane(adapters, self.sleep, run)]
+        if self._pool is None:  # kept across batches: starting threads per batch adds up
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency,
+                                            thread_name_prefix="firstline-act")
+        finished = list(self._pool.map(partial(_perform_lane, adapters, self.sleep), runs))
+        return [done for run in finished for done in run]
 
-    def _record(self, row: Any, action: OutboundAction, result: Result) -> None:
+    def _record(self, performed: Sequence[Performed]) -> None:
+        """Record every result of the batch in one transaction."""
         now = self.clock()
-        attempts = row.attempts + 1
-        values: dict[str, Any]
-        if result.ok:
-            values = dict(status="done", done_at=now, last_error=None)
-            self.done += 1
-        elif result.status == "retryable" and attempts < MAX_ATTEMPTS:
-            values = dict(next_at=now + timedelta(seconds=backoff(attempts, result.retry_after)),
-                          last_error=result.detail)
-        else:
-            values = dict(status="dead", last_error=result.detail)
-            self.dead += 1
-            level = logging.ERROR if action.type == "page" else logging.WARNING
-            log.log(level, "action %s dead: %s on %s (%s): %s", row.id, action.type,
-                    action.target.key, orjson.loads(row.action).get("trigger") or "-",
-                    result.detail)
+        done: list[dict[str, Any]] = []
+        waiting: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = []
+        for row, action, result in performed:
+            attempts = row.attempts + 1
+            if result.ok:
+                done.append({"row_id": row.id, "at": now})
+                self.done += 1
+            elif result.status == "retryable" and attempts < MAX_ATTEMPTS:
+                wait = timedelta(seconds=backoff(attempts, result.retry_after))
+                waiting.append({"row_id": row.id, "at": now + wait, "error": result.detail})
+            else:
+                dead.append({"row_id": row.id, "error": result.detail})
+                self.dead += 1
+                level = logging.ERROR if action.type == "page" else logging.WARNING
+                log.log(level, "action %s dead: %s on %s (%s): %s", row.id, action.type,
+                        action.target.key, orjson.loads(row.action).get("trigger") or "-",
+                        result.detail)
         for tries in range(RECORD_TRIES):
             try:
                 with writer_turn(self.engine), self.engine.begin() as conn:
-                    conn.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
+                    for stmt, params in ((_DONE, done), (_WAIT, waiting), (_DEAD, dead)):
+                        if params:
+                            conn.execute(stmt, params)
                 return
             except OperationalError:
-                # SQLite's lock was busy past its timeout: the action took effect, so keep
-                # trying to say so; if it never works, the lease runs out and the retry's
-                # checks (assignee, marker, dedup_key) find it done.
+                # SQLite's lock was busy past its timeout: the actions took effect, so keep
+                # trying to say so; if it never works, the leases run out and the retries'
+                # checks (assignee, marker, dedup_key) find them done.
                 if tries == RECORD_TRIES - 1:
-                    log.exception("could not record action %s; it is retried after its "
-                                  "lease", row.id)
+                    log.exception("could not record actions %s; they are retried after "
+                                  "their lease", ", ".join(str(p[0].id) for p in performed))
                     return
                 time.sleep(0.05 * (tries + 1))
 
 
+def _perform_lane(adapters: Mapping[str, OutboundAdapter], sleep: Callable[[float], None] | None,
+                  lane: Sequence[tuple[Any, OutboundAction]]) -> list[Performed]:
+    """Perform one lane's actions in order; an action that fails does not stop the next."""
+    performed: list[Performed] = []
+    for row, action in lane:
+        tool = "pagerduty" if action.type in ("page", "resolve_page") else action.target.source
+        adapter = adapters.get(tool)
+        if adapter is None:
+            result = Result("permanent", f"no {tool} client configured")
+        else:
+            result = attempt(adapter, action, sleep)
+        performed.append((row, action, result))
+    return performed
+
+
+def lanes(work: Sequence[tuple[Any, OutboundAction]]) -> list[list[tuple[Any, OutboundAction]]]:
+    """Split a batch into lanes that may run side by side, each kept in the batch's order.
+
+    Actions share a lane when they are about the same item (its source and id), or are
+    pages with the same dedup_key: a group's (or the storm's) page resolved for one item
+    and triggered anew for another must not be overtaken by the trigger.
+    """
+    parent = list(range(len(work)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, ...], int] = {}
+    for i, (_, action) in enumerate(work):
+        keys: list[tuple[str, ...]] = [("item", action.target.source, action.target.id)]
+        if action.type in ("page", "resolve_page") and action.dedup_key:
+            keys.append(("page", action.dedup_key))
+        for key in keys:
+            parent[root(i)] = root(first.setdefault(key, i))
+    grouped: dict[int, list[tuple[Any, OutboundAction]]] = {}
+    for i, item in enumerate(work):
+        grouped.setdefault(root(i), []).append(item)
+    return list(grouped.values())
+
+
 def to_action(row: Any) -> OutboundAction:
-    """Rebuild the adapter's view of an outbox row."""
+    """Rebuild the adapter's view of an outbox row, as it was read when claimed.
+
+    It is a first try only if the row was never claimed before: claiming counts an
+    attempt, and every way back to `pending` (backoff, `firstline outbox retry`, which
+    resets `attempts`) moves `next_at` off the `created_at` it was queued with.
+    """
     data = orjson.loads(row.action)
     target = Target(**orjson.loads(row.target))
     text = data.get("text")
     if text and row.type in ("comment", "note"):
         text = f"{text}\n\n(firstline decision {row.decision_id})"
+    first_try = row.attempts == 0 and row.next_at == row.created_at
     return OutboundAction(id=row.id, type=row.type, target=target, account=data.get("account"),
                           remove=tuple(data.get("remove", ())), text=text,
                           label=data.get("label"), dedup_key=data.get("dedup_key"),
-                          severity=data.get("severity"))
+                          severity=data.get("severity"), first_try=first_try)

@@ -204,7 +204,7 @@ def _service_routes(runtime: Runtime) -> APIRouter:
     @router.get("/readyz", responses={503: {"description": "database unreachable or behind"}})
     def readyz(request: Request) -> JSONResponse:
         """Answer 200 when the database is reachable and fully migrated and the worker (if
-        this process runs one) is looping; the backlog and dead actions are in the detail
+        this process runs or knows one) is looping; the backlog and dead actions are in the detail
         but do not fail it (SPEC §6)."""
         try:
             if pending_migrations(runtime.engine):
@@ -214,9 +214,13 @@ def _service_routes(runtime: Runtime) -> APIRouter:
         except SQLAlchemyError as exc:
             problem = f"database unreachable: {type(getattr(exc, 'orig', exc)).__name__}"
             return JSONResponse({"detail": problem}, status_code=503)
-        worker = getattr(request.app.state, "worker", None)
-        if worker is not None and getattr(request.app.state, "worker_running", False):
-            silent = time.monotonic() - worker.stats.last_beat
+        stats = getattr(request.app.state, "worker_stats", None)
+        if stats is not None:  # this process runs the worker, or knows the one beside it
+            beat = stats()
+            if beat is None:
+                return JSONResponse({"status": "worker not started", "detail": detail},
+                                    status_code=503)
+            silent = time.time() - beat.last_beat
             detail["worker_seconds_since_beat"] = round(silent, 1)
             if silent > WORKER_STALE_S:
                 return JSONResponse({"status": "worker stalled", "detail": detail},

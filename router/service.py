@@ -13,19 +13,19 @@ import os
 import signal
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
-from adapters import outbound_adapters
 from adapters.base import OutboundAdapter
-from router.act import Actor
 from router.api import read_api
 from router.app import create_app
+from router.background import STATS_FILE, WAKE_SOCKET, build_loops, run_loops, runtime_dir
 from router.db import make_engine, pending_migrations, upgrade_engine
 from router.scope import Scope, ScopeError, load_scope
 from router.settings import Settings
-from router.worker import Worker, utcnow, worker_engine
-from router.worker_metrics import WorkerCollector
+from router.wake import WakeSender
+from router.worker_metrics import WorkerCollector, read_stats
 
 RUN_WORKER_ENV = "FIRSTLINE_RUN_WORKER"  # `serve --no-worker` sets it to false
 
@@ -35,13 +35,14 @@ log = logging.getLogger("firstline.service")
 class ScopeHolder:
     """The scope note in force; `reload()` swaps it only when the new one is valid."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, warn: bool = True) -> None:
         self.settings = settings
+        self.warn = warn  # serve's HTTP side leaves the warnings to the worker's process
         self.current = self._load()
 
     def _load(self) -> Scope:
         scope, warnings = load_scope(self.settings.rules, self.settings.pagerduty_service_id)
-        for warning in warnings:
+        for warning in warnings if self.warn else ():
             log.warning("%s", warning)
         return scope
 
@@ -80,51 +81,55 @@ def prepare_database(settings: Settings) -> None:
 
 def build_service(settings: Settings, run_worker: bool = True,
                   adapters: Mapping[str, OutboundAdapter] | None = None) -> FastAPI:
-    """Return the app with its worker and outbox performer (unless `run_worker` is false)
-    and read API. `adapters` replaces the vendors' outbound sides (stand-ins, staging)."""
-    holder = ScopeHolder(settings)
+    """Return the app and read API, with the worker and outbox performer in this process
+    unless `run_worker` is false. `adapters` replaces the vendors' outbound sides
+    (stand-ins, staging).
+
+    Without its own worker the app wakes and reports the one `serve` runs beside it
+    (router.background), when FIRSTLINE_RUNTIME_DIR names their runtime directory.
+    """
+    runtime = runtime_dir()
+    holder = ScopeHolder(settings, warn=run_worker or runtime is None)
     engine = make_engine(settings.database_url)
-    worker = Worker(worker_engine(settings.database_url), holder)
-    registry: dict[str, OutboundAdapter] = dict(adapters or {})
-
-    def outbound() -> dict[str, OutboundAdapter]:
-        if not registry:  # first action: build the clients (they connect on first call)
-            registry.update(outbound_adapters(settings))
-        return registry
-
-    actor = Actor(worker.engine, outbound, utcnow)
 
     @asynccontextmanager
     async def background(app: FastAPI) -> AsyncIterator[None]:
-        app.state.worker = worker
-        app.state.worker_running = run_worker
-        if run_worker:
-            app.state.runtime.registry.register(WorkerCollector(worker, engine))
-        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         # Outside the main thread (tests) there is no signal handler; reload() still works.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, holder.reload)
-        tasks = [asyncio.create_task(worker.run(stop)),
-                 asyncio.create_task(actor.run(stop))] if run_worker else []
-        app.state.actor = actor
-        if run_worker:  # wake-ups: stored deliveries wake the worker, decisions the performer
-            app.state.runtime.writer.on_commit = worker.waker.wake
-            worker.on_batch = actor.waker.wake
+        if not run_worker:
+            from_elsewhere(app, runtime)
+            yield
+            return
+        worker, actor = build_loops(settings, holder, adapters)
+        app.state.worker_stats = lambda: worker.stats
+        app.state.runtime.registry.register(WorkerCollector(app.state.worker_stats, engine))
+        app.state.runtime.writer.on_commit = worker.waker.wake  # stored: decide it now
+        stop = asyncio.Event()
+        loops = asyncio.create_task(run_loops(worker, actor, stop))
         try:
             yield
         finally:
             stop.set()
-            worker.waker.wake()
-            actor.waker.wake()
-            for task in tasks:
-                await task
-            worker.engine.dispose()
+            await loops
 
     app = create_app(settings, lifespan_hooks=[background],
                      routers=[read_api(settings, engine, holder)])
     app.state.scope = holder
     return app
+
+
+def from_elsewhere(app: FastAPI, runtime: Path | None) -> None:
+    """Wire the app to a worker in another process: wake it after each stored batch and
+    read its counters, when `serve` gave both a runtime directory."""
+    if runtime is None:  # `serve --no-worker`: the worker runs apart, unknown to us
+        return
+    sender = WakeSender(runtime / WAKE_SOCKET)
+    app.state.runtime.writer.on_commit = sender.wake
+    app.state.worker_stats = lambda: read_stats(runtime / STATS_FILE)
+    app.state.runtime.registry.register(WorkerCollector(app.state.worker_stats,
+                                                        app.state.runtime.engine))
 
 
 def app_from_env() -> FastAPI:

@@ -52,34 +52,41 @@ def _logging() -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per vendor call is noise
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # /readyz checks migrations
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP side in a child process and the worker and performer in this one
+    (router.background explains why); `--no-worker` runs only the HTTP side, here."""
+    from router.service import RUN_WORKER_ENV
+
+    settings = _ready(args)
+    _logging()
+    os.environ[RUN_WORKER_ENV] = "false"  # the HTTP side never runs the worker itself
+    if args.no_worker:
+        run_http(args.host, args.port, args.workers)
+        return 0
+    from router.processes import serve_split
+
+    return serve_split(settings, args.host, args.port, args.workers)
+
+
+def run_http(host: str, port: int, workers: int) -> None:
+    """Serve the app (router.service.app_from_env) with uvicorn, in this process."""
     import uvicorn
 
-    _ready(args)
-    if args.no_worker:
-        from router.service import RUN_WORKER_ENV
-
-        os.environ[RUN_WORKER_ENV] = "false"  # the uvicorn factory reads it
-    _logging()
-    uvicorn.run("router.service:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", access_log=False)
-    return 0
+    uvicorn.run("router.service:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level="info", access_log=False)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Decide deliveries and timers and perform the outbox, without the HTTP side."""
-    from adapters import outbound_adapters
-    from router.act import Actor
+    from router.background import build_loops, run_loops
     from router.service import ScopeHolder
-    from router.worker import Worker, utcnow, worker_engine
 
     settings = _ready(args)
     holder = ScopeHolder(settings)
-    worker = Worker(worker_engine(settings.database_url), holder)
-    adapters = outbound_adapters(settings)
-    actor = Actor(worker.engine, lambda: adapters, utcnow)
+    worker, actor = build_loops(settings, holder)
     _logging()
     if args.once:
         decided = worker.drain()
@@ -92,14 +99,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, holder.reload)
-        worker.on_batch = actor.waker.wake
-
-        async def halt() -> None:  # a signal sets `stop`; wake both loops to see it
-            await stop.wait()
-            worker.waker.wake()
-            actor.waker.wake()
-
-        await asyncio.gather(worker.run(stop), actor.run(stop), halt())
+        await run_loops(worker, actor, stop)
 
     asyncio.run(main())
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from router.model import Source
@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     linear_max_age: float = 60.0
     # Days to keep raw deliveries; None keeps them all (replay --from-db reads them).
     retention_days: int | None = None
+    # Items whose outbox actions are performed side by side (router.act); 1: one at a time.
+    outbox_concurrency: int = Field(default=8, ge=1)
 
     def webhook_secrets(self, source: Source) -> list[bytes]:
         """Return the source's webhook secrets as HMAC keys; empty when none is configured.

@@ -34,11 +34,12 @@ from router.model import SOURCES, Decision, Event, History, PayloadError
 from router.records import timers
 from router.scope import Scope
 from router.store import inbox
-from router.wake import Waker
+from router.wake import Waker, run_batches
 
 log = logging.getLogger("firstline.worker")
 LEDGER_LOCK = 0x666C  # "fl": the advisory lock id every firstline worker takes
 MAX_ATTEMPTS = 5
+LINGER = 0.015  # seconds a partial batch lets the next one gather (router.wake.run_batches)
 
 Clock = Callable[[], datetime]
 
@@ -83,19 +84,19 @@ def worker_engine(url: str) -> Engine:
 
 @dataclass
 class WorkerStats:
-    """Counters the service exposes on /metrics and /readyz."""
+    """Counters the service exposes on /metrics and /readyz (router.worker_metrics)."""
 
     decided: int = 0
     failed: int = 0
     timers_fired: int = 0
-    last_beat: float = 0.0  # monotonic time of the last loop, for liveness
+    last_beat: float = 0.0  # wall-clock time of the last loop, for liveness
     by_outcome: dict[str, int] | None = None
     latency_sum: float = 0.0  # seconds from receipt to decision, summed
 
-    def count(self, outcome: str) -> None:
+    def count(self, outcome: str, n: int = 1) -> None:
         if self.by_outcome is None:
             self.by_outcome = {}
-        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
+        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + n
 
 
 class Worker:
@@ -109,7 +110,7 @@ class Worker:
         # SQLite has one writer: smaller batches hold its lock for less time, so ingest
         # and the outbox performer are not kept waiting.
         self.batch = batch or (25 if engine.dialect.name == "sqlite" else 100)
-        self.stats = WorkerStats()
+        self.stats = WorkerStats(last_beat=time.time())  # alive from the start
         self.waker = Waker()
         self.on_batch: Callable[[], None] | None = None
 
@@ -120,7 +121,7 @@ class Worker:
             self._lock(conn)
             done = self._deliveries(conn, tally) + self._timers(conn, tally)
         tally.add_to(self.stats)  # counted once committed
-        self.stats.last_beat = time.monotonic()
+        self.stats.last_beat = time.time()
         return done
 
     def drain(self) -> int:
@@ -130,21 +131,17 @@ class Worker:
             total += n
         return total
 
-    async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
-        """Loop until `stop` is set. With nothing to do, sleep until `waker` is woken (new
-        deliveries, shutdown) or `idle` seconds pass (deliveries stored by other
-        processes, timers coming due)."""
-        self.waker.bind()
-        while not stop.is_set():
-            try:
-                busy = await asyncio.to_thread(self.run_once)
-            except Exception:  # the database went away: keep the service up, try again
-                log.exception("worker batch failed; retrying")
-                busy = 0
-            if busy and self.on_batch is not None:
-                self.on_batch()  # decisions may have queued actions
-            if not busy:
-                await self.waker.sleep(idle)
+    async def run(self, stop: asyncio.Event, idle: float = 1.0,
+                  linger: float = LINGER) -> None:
+        """Loop until `stop` is set (router.wake.run_batches). With nothing to do, sleep
+        until `waker` is woken (new deliveries, shutdown) or `idle` seconds pass
+        (deliveries stored by other processes, timers coming due)."""
+        await run_batches(self.run_once, self.waker, stop, full=self.batch, idle=idle,
+                          linger=linger, what="worker batch", after=self._after_batch)
+
+    def _after_batch(self) -> None:
+        if self.on_batch is not None:
+            self.on_batch()  # decisions may have queued actions
 
     def _lock(self, conn: Connection) -> None:
         # SQLite: `worker_engine` already began the transaction IMMEDIATE (the write lock).
@@ -309,8 +306,7 @@ class _Tally:
         stats.timers_fired += self.timers_fired
         stats.latency_sum += self.latency
         for outcome, n in self.outcomes.items():
-            for _ in range(n):
-                stats.count(outcome)
+            stats.count(outcome, n)
 
 
 def _parse(source: str, event_type: str | None, body: bytes, received_at: datetime) -> Event:

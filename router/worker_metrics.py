@@ -1,9 +1,19 @@
-"""Expose the worker on /metrics: decisions by outcome, backlog, latency, timers, failures."""
+"""Expose the worker on /metrics: decisions by outcome, backlog, latency, timers, failures.
+
+When the worker runs in another process (`firstline serve` runs it beside the HTTP
+process), it publishes its counters to a small JSON file once a second; the HTTP process
+reads them back for /metrics and /readyz.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from pathlib import Path
 
+import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
@@ -11,19 +21,35 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from router.records import OUTBOX_STATUSES, outbox, timers
 from router.store import inbox
-from router.worker import Worker
+from router.worker import WorkerStats
+
+StatsSource = Callable[[], WorkerStats | None]  # None: the worker has not reported yet
+
+
+def publish_stats(stats: WorkerStats, path: Path) -> None:
+    """Write the counters for the HTTP process to read (atomically: write, then rename)."""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    scratch.write_bytes(orjson.dumps(asdict(stats)))
+    os.replace(scratch, path)
+
+
+def read_stats(path: Path) -> WorkerStats | None:
+    """Read what `publish_stats` wrote; None before the worker first reported."""
+    with contextlib.suppress(FileNotFoundError, ValueError, TypeError):
+        return WorkerStats(**orjson.loads(path.read_bytes()))
+    return None
 
 
 class WorkerCollector(Collector):
-    """Report this process's worker counters and the database's backlog per scrape."""
+    """Report the worker's counters and the database's backlog per scrape."""
 
-    def __init__(self, worker: Worker, engine: Engine) -> None:
-        self._worker = worker
+    def __init__(self, stats: StatsSource, engine: Engine) -> None:
+        self._stats = stats
         self._engine = engine
 
     def collect(self) -> Iterable[Metric]:
-        stats = self._worker.stats
-        decided = CounterMetricFamily("firstline_decisions", "Decisions made by this process",
+        stats = self._stats() or WorkerStats()
+        decided = CounterMetricFamily("firstline_decisions", "Decisions made by the worker",
                                       labels=["outcome"])
         for outcome, n in sorted((stats.by_outcome or {}).items()):
             decided.add_metric([outcome], n)

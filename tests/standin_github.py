@@ -1,12 +1,14 @@
 """A GitHub REST stand-in on pytest-httpx: issues with assignees, comments and labels.
 
 It keeps state, so a retry sees what an earlier attempt did, and it can fail chosen
-requests first (`fail`), to test retries. Every request stays in `httpx_mock`.
+requests first (`fail`), to test retries, optionally after applying them (a timeout or
+500 on a write that took effect). Every request stays in `httpx_mock`.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +30,9 @@ class Issue:
 class GitHubStandIn:
     base: str
     issues: dict[tuple[str, int], Issue] = field(default_factory=dict)
-    faults: list[tuple[str, str, httpx.Response | Exception]] = field(default_factory=list)
+    faults: list[tuple[str, str, httpx.Response | Exception, bool]] = field(
+        default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # performer threads call in
 
     def install(self, httpx_mock: HTTPXMock) -> GitHubStandIn:
         httpx_mock.add_callback(self._handle, url=re.compile(re.escape(self.base) + ".*"),
@@ -39,17 +43,25 @@ class GitHubStandIn:
         self.issues[(repo, number)] = Issue(list(assignees))
         return self.issues[(repo, number)]
 
-    def fail(self, method: str, suffix: str, answer: httpx.Response | Exception) -> None:
-        """Answer the next `method` request whose path ends with `suffix` with `answer`."""
-        self.faults.append((method, suffix, answer))
+    def fail(self, method: str, suffix: str, answer: httpx.Response | Exception,
+             applied: bool = False) -> None:
+        """Answer the next `method` request whose path ends with `suffix` with `answer`;
+        `applied` carries the request out first, as GitHub may before a timeout or 5xx."""
+        self.faults.append((method, suffix, answer, applied))
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
-        for i, (method, suffix, answer) in enumerate(self.faults):
-            if request.method == method and request.url.path.endswith(suffix):
-                del self.faults[i]
-                if isinstance(answer, Exception):
-                    raise answer
-                return answer
+        with self.lock:
+            for i, (method, suffix, answer, applied) in enumerate(self.faults):
+                if request.method == method and request.url.path.endswith(suffix):
+                    del self.faults[i]
+                    if applied:
+                        self._apply(request)
+                    if isinstance(answer, Exception):
+                        raise answer
+                    return answer
+            return self._apply(request)
+
+    def _apply(self, request: httpx.Request) -> httpx.Response:
         match = _ISSUE.fullmatch(request.url.path)
         if match is None or (match["repo"], int(match["n"])) not in self.issues:
             return httpx.Response(404, json={"message": "Not Found"})

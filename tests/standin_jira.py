@@ -13,6 +13,9 @@ Answers come from two places, checked in this order:
    labels, list and add comments (with comment properties), look comments up by id with
    `expand=properties`. Unknown issues get Jira's 404 body.
 
+`latency` holds every answer back that many seconds, as a real Jira's 100-500 ms do, and
+`max_in_flight` tells how many requests were ever being served at once.
+
 Usage:
 
     with JiraStandin(email="bot@example.com", token="t") as jira:
@@ -101,6 +104,9 @@ class JiraStandin:
         self._canned: dict[tuple[str, str], list[Reply]] = {}
         self._once: dict[tuple[str, str], list[Reply]] = {}
         self.slow: dict[tuple[str, str], float] = {}  # apply, then answer after N seconds
+        self.latency = 0.0  # seconds every answer is held back (after applying it)
+        self.in_flight = 0  # requests received and not yet answered
+        self.max_in_flight = 0
         self._auth = _basic(email, token) if email and token else None
         self._lock = threading.Lock()
         self._next_comment = 10000
@@ -173,6 +179,12 @@ class JiraStandin:
                     slow = self.slow.get((request.method, request.path), 0.0)
                     return replace(reply, delay=slow) if slow else reply
         return Reply(404, {"errorMessages": [f"No route for {request.method} {request.path}"]})
+
+    def serving(self, change: int) -> None:
+        """Count a request in (+1) or out (-1) of those being served right now."""
+        with self._lock:
+            self.in_flight += change
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def issue(self, id_or_key: str) -> Issue | None:
         """Find an issue by id or key, as Jira's /issue/{issueIdOrKey} does."""
@@ -297,6 +309,7 @@ class _Server(ThreadingHTTPServer):
 
     block_on_close = False
     daemon_threads = True
+    request_queue_size = 64  # many clients connecting at once (a concurrent performer)
     standin: JiraStandin
 
 
@@ -330,9 +343,17 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=self.rfile.read(length) if length else b"",
         )
-        reply = self.server.standin.answer(request)
-        if reply.delay:
-            time.sleep(reply.delay)
+        standin = self.server.standin
+        standin.serving(+1)
+        try:
+            reply = standin.answer(request)
+            if reply.delay or standin.latency:
+                time.sleep(reply.delay + standin.latency)
+        finally:
+            standin.serving(-1)  # before answering: the client cannot be ahead of the count
+        self._reply(reply)
+
+    def _reply(self, reply: Reply) -> None:
         body = orjson.dumps(reply.json) if reply.json is not None else b""
         try:
             self.send_response(reply.status)

@@ -7,6 +7,7 @@ request with no answer queued fails the test instead of being answered at random
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ class PagerDutyStandIn:
     requests: list[Seen] = field(default_factory=list)
     _answers: dict[tuple[str, str], list[httpx2.Response | type[Exception]]] = field(
         default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # performer threads call in
 
     def answer(self, method: str, path: str, status: int = 200, body: Any = None,
                headers: dict[str, str] | None = None) -> None:
@@ -48,12 +50,13 @@ class PagerDutyStandIn:
 
     def _handle(self, request: httpx2.Request) -> httpx2.Response:
         body = orjson.loads(request.content) if request.content else None
-        self.requests.append(Seen(request.method, request.url.path, request.headers, body,
-                                  request.extensions.get("timeout")))
-        queue = self._answers.get((request.method, request.url.path))
-        if not queue:
-            raise AssertionError(f"unexpected {request.method} {request.url.path}")
-        answer = queue.pop(0)
+        with self._lock:
+            self.requests.append(Seen(request.method, request.url.path, request.headers, body,
+                                      request.extensions.get("timeout")))
+            queue = self._answers.get((request.method, request.url.path))
+            if not queue:
+                raise AssertionError(f"unexpected {request.method} {request.url.path}")
+            answer = queue.pop(0)
         if isinstance(answer, httpx2.Response):
             return answer
         raise answer(f"stand-in: {answer.__name__}", request=request)  # type: ignore[call-arg]

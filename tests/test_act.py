@@ -1,8 +1,10 @@
-"""The outbox performer against vendor stand-ins: faults, recovery once, backoff, dead."""
+"""The outbox performer against vendor stand-ins: faults, recovery once, backoff, dead,
+first tries that skip the marker lookup, batches recorded at once, items side by side."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,11 +17,12 @@ import httpx2
 import orjson
 import pytest
 from pytest_httpx import HTTPXMock
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, event, make_url, select, update
 
 from adapters import github, jira, pagerduty
-from adapters.base import OutboundAdapter
-from router.act import Actor
+from adapters.base import OutboundAction, OutboundAdapter, Target
+from router.act import Actor, lanes
+from router.db import make_engine
 from router.records import outbox
 from router.settings import Settings
 from tests.standin_github import GitHubStandIn
@@ -58,8 +61,15 @@ def row(engine: Engine, action_id: int) -> Any:
 
 
 def actor(engine: Engine, adapters: dict[str, OutboundAdapter], clock: Clock,
-          waits: list[float]) -> Actor:
-    return Actor(engine, lambda: adapters, clock, sleep=waits.append)
+          waits: list[float], concurrency: int = 8) -> Actor:
+    return Actor(engine, lambda: adapters, clock, sleep=waits.append, concurrency=concurrency)
+
+
+def calls(httpx_mock: HTTPXMock) -> list[tuple[str, str]]:
+    return [(r.method, r.url.path) for r in httpx_mock.get_requests()]
+
+
+GH_COMMENTS = "/repos/acme/web/issues/7/comments"
 
 
 @pytest.fixture
@@ -91,6 +101,55 @@ def test_github_comment_recovers_and_is_posted_once(
     assert row(engine, action_id).status == "done"
     assert len(issue.comments) == 1 and f"firstline:action:{action_id}" in issue.comments[0]
     assert len(waits) == 1 and (waits[0] == 2.0 if fault == "429" else waits[0] <= 5.0)
+    assert calls(httpx_mock) == [("POST", GH_COMMENTS), ("GET", GH_COMMENTS),
+                                 ("POST", GH_COMMENTS)]
+
+
+def test_a_first_try_posts_without_looking_for_the_marker(
+        engine: Engine, settings: Settings, httpx_mock: HTTPXMock) -> None:
+    gh = GitHubStandIn(GITHUB_API).install(httpx_mock)
+    issue = gh.add("acme/web", 7, [])
+    action_id = queue(engine, "comment", GH_TARGET, text="handed to eng-lead")
+    assert actor(engine, {"github": github.outbound(settings)}, Clock(), []).drain() == 1
+    assert row(engine, action_id).status == "done" and len(issue.comments) == 1
+    assert calls(httpx_mock) == [("POST", GH_COMMENTS)]
+
+
+@pytest.mark.parametrize("fault", ["timeout", "500"])
+def test_a_comment_posted_before_its_answer_failed_is_not_posted_again(
+        fault: str, engine: Engine, settings: Settings, httpx_mock: HTTPXMock) -> None:
+    gh = GitHubStandIn(GITHUB_API).install(httpx_mock)
+    issue = gh.add("acme/web", 7, [])
+    gh.fail("POST", "/comments", FAULTS_HTTPX[fault], applied=True)
+    action_id = queue(engine, "comment", GH_TARGET, text="handed to eng-lead")
+    actor(engine, {"github": github.outbound(settings)}, Clock(), []).drain()
+    assert row(engine, action_id).status == "done" and len(issue.comments) == 1
+    assert calls(httpx_mock) == [("POST", GH_COMMENTS), ("GET", GH_COMMENTS)]
+
+
+def test_an_operator_retry_still_looks_for_the_marker(
+        engine: Engine, db_url: str, settings: Settings, httpx_mock: HTTPXMock) -> None:
+    """`firstline outbox retry` resets the attempts; the row is still no first try."""
+    gh = GitHubStandIn(GITHUB_API).install(httpx_mock)
+    issue = gh.add("acme/web", 7, [])
+    gh.fail("POST", "/comments", httpx.ReadTimeout("timed out"), applied=True)
+    for _ in range(2):  # the quick tries' lookups fail too: the action waits, posted
+        gh.fail("GET", "/comments", httpx.Response(502, json={"message": "bad gateway"}))
+    action_id = queue(engine, "comment", GH_TARGET, text="handed to eng-lead")
+    clock = Clock()
+    performer = actor(engine, {"github": github.outbound(settings)}, clock, [])
+    performer.drain()
+    assert row(engine, action_id).status == "pending" and len(issue.comments) == 1
+    env = {**os.environ, "FIRSTLINE_DATABASE_URL": db_url}
+    retried = subprocess.run([sys.executable, "-m", "router.cli", "outbox", "retry",
+                              str(action_id)], env=env, cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+    assert retried.returncode == 0, retried.stderr
+    assert row(engine, action_id).attempts == 0
+    clock.now = max(NOW, row(engine, action_id).next_at)  # due now, by the CLI's clock
+    performer.drain()
+    assert row(engine, action_id).status == "done" and len(issue.comments) == 1
+    assert calls(httpx_mock)[-1] == ("GET", GH_COMMENTS)
 
 
 FAULTS_PD: dict[str, Any] = {
@@ -170,6 +229,7 @@ def test_quick_tries_spent_then_durable_backoff_then_success(
     clock.now = waiting.next_at
     performer.drain()
     assert row(engine, action_id).status == "done" and len(issue.comments) == 1
+    assert calls(httpx_mock)[-2:] == [("GET", GH_COMMENTS), ("POST", GH_COMMENTS)]
 
 
 def test_a_permanent_failure_is_dead_listed_and_can_be_retried(
@@ -229,3 +289,140 @@ def test_a_crash_between_performing_and_recording_doubles_nothing(
         assert len(issue.comments) == 1
         posts = [r for r in standin.requests if r.method == "POST" and r.path == comment_path]
         assert len(posts) == 1  # the retry found the comment by its property, posted nothing
+
+
+# -- batches: recorded in one transaction ----------------------------------------------------
+
+
+def gh_target(number: int) -> dict[str, Any]:
+    return {**GH_TARGET, "id": str(number), "key": f"acme/web#{number}"}
+
+
+def test_a_batch_is_recorded_in_one_transaction(
+        engine: Engine, settings: Settings, httpx_mock: HTTPXMock) -> None:
+    gh = GitHubStandIn(GITHUB_API).install(httpx_mock)
+    gh.add("acme/web", 7, [])
+    gh.add("acme/web", 9, [])
+    for _ in range(3):  # every quick try of #9's comment fails: it waits
+        gh.fail("POST", "/issues/9/comments", httpx.Response(502, json={"message": "bad"}))
+    done = queue(engine, "comment", gh_target(7), text="hello")
+    dead = queue(engine, "comment", gh_target(8), text="hello")  # no such issue: 404
+    waiting = queue(engine, "comment", gh_target(9), text="hello")
+    commits: list[object] = []
+
+    def committed(conn: Any) -> None:
+        commits.append(conn)
+
+    event.listen(engine, "commit", committed)
+    try:
+        performer = actor(engine, {"github": github.outbound(settings)}, Clock(), [])
+        assert performer.run_once() == 3
+    finally:
+        event.remove(engine, "commit", committed)
+    assert len(commits) == 2  # the claim and the whole batch's results
+    assert (row(engine, done).status, row(engine, done).done_at) == ("done", NOW)
+    assert row(engine, dead).status == "dead" and "404" in row(engine, dead).last_error
+    later = row(engine, waiting)
+    assert (later.status, later.attempts) == ("pending", 1) and "502" in later.last_error
+    assert later.next_at > NOW + timedelta(seconds=10)
+    assert (performer.done, performer.dead) == (1, 1)
+
+
+def test_recording_waits_out_a_busy_sqlite_lock(
+        db_url: str, settings: Settings, httpx_mock: HTTPXMock) -> None:
+    """Another writer holds SQLite's lock past the busy timeout: recording tries again."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite's single writer lock")
+    engine = make_engine(db_url)
+    event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA busy_timeout=20"))
+    other = sqlite3.connect(str(make_url(db_url).database), isolation_level=None,
+                            check_same_thread=False)
+    gh = GitHubStandIn(GITHUB_API)
+    gh.add("acme/web", 7, [])
+
+    def post_then_lock(request: httpx.Request) -> httpx.Response:
+        other.execute("BEGIN IMMEDIATE")  # held when the performer comes to record
+        return gh._handle(request)
+
+    def release(context: Any) -> None:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+
+    httpx_mock.add_callback(post_then_lock, method="POST")
+    event.listen(engine, "handle_error", release)
+    try:
+        action_id = queue(engine, "comment", GH_TARGET, text="hello")
+        actor(engine, {"github": github.outbound(settings)}, Clock(), []).run_once()
+        assert row(engine, action_id).status == "done"
+        assert not other.in_transaction  # the lock was busy once, then recording went on
+    finally:
+        other.close()
+        engine.dispose()
+
+
+# -- items side by side, each in order ---------------------------------------------------------
+
+
+def _action(action_id: int, kind: str, item: str, dedup_key: str | None = None
+            ) -> tuple[int, OutboundAction]:
+    target = Target(source="github", id=item, key=f"acme/web#{item}", kind="ticket",
+                    project="acme/web")
+    return action_id, OutboundAction(id=action_id, type=kind, target=target, dedup_key=dedup_key)
+
+
+def test_lanes_keep_each_item_and_each_page_key_in_order() -> None:
+    group, other = "firstline/t/g", "firstline/t/other"
+    batch = [_action(1, "comment", "a"), _action(2, "assign", "b"), _action(3, "comment", "c"),
+             _action(4, "resolve_page", "a", group), _action(5, "page", "c", group),
+             _action(6, "page", "e", other), _action(7, "comment", "b"),
+             _action(8, "comment", "a")]
+    # a's and c's lanes merge at the group's page: c's trigger waits for a's resolve
+    assert [[n for n, _ in lane] for lane in lanes(batch)] == [[1, 3, 4, 5, 8], [2, 7], [6]]
+
+
+def test_a_concurrency_below_one_is_refused(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Actor(engine, dict, Clock(), concurrency=0)
+
+
+def queue_items(engine: Engine, standin: JiraStandin, count: int) -> dict[str, list[int]]:
+    """Queue an assign for each of `count` issues, then a comment for each."""
+    ids: dict[str, list[int]] = {}
+    targets: list[dict[str, Any]] = [{**JIRA_TARGET, "id": str(20000 + n), "key": f"OPS-{n}"}
+                                     for n in range(count)]
+    for target in targets:
+        standin.add_issue(target["key"], target["id"], assignee="cto-account")
+    for kind, fields in (("assign", {"account": "owner-account", "remove": ["cto-account"]}),
+                         ("comment", {"text": "handed to eng-lead"})):
+        for target in targets:
+            ids.setdefault(target["id"], []).append(queue(engine, kind, target, **fields))
+    return ids
+
+
+def test_items_are_performed_side_by_side_each_in_order(engine: Engine) -> None:
+    with JiraStandin() as standin:
+        standin.latency = 0.3  # as slow as a real Jira
+        ids = queue_items(engine, standin, 8)
+        settings = Settings(jira_url=standin.url, jira_email="b@x.io", jira_api_token="t")
+        performer = actor(engine, {"jira": jira.outbound(settings)}, Clock(), [])
+        assert performer.run_once() == 16
+        assert standin.max_in_flight == 8  # every item at once, not one after another
+        for issue_id, (assign_id, comment_id) in ids.items():
+            assert row(engine, assign_id).status == row(engine, comment_id).status == "done"
+            paths = [r.path for r in standin.writes() if f"/issue/{issue_id}/" in r.path]
+            assert paths == [f"/rest/api/2/issue/{issue_id}/assignee",  # the assign first
+                             f"/rest/api/2/issue/{issue_id}/comment"]
+            assert standin.issue(issue_id).assignee == "owner-account"  # type: ignore[union-attr]
+
+
+def test_a_concurrency_of_one_performs_the_batch_in_id_order(engine: Engine) -> None:
+    with JiraStandin() as standin:
+        standin.latency = 0.02
+        queue_items(engine, standin, 3)
+        settings = Settings(jira_url=standin.url, jira_email="b@x.io", jira_api_token="t")
+        performer = actor(engine, {"jira": jira.outbound(settings)}, Clock(), [], concurrency=1)
+        assert performer.run_once() == 6
+        assert standin.max_in_flight == 1
+        assert [(r.method, r.path.split("/")[5]) for r in standin.writes()] == [
+            ("PUT", "20000"), ("PUT", "20001"), ("PUT", "20002"),
+            ("POST", "20000"), ("POST", "20001"), ("POST", "20002")]

@@ -115,8 +115,8 @@ def test_ticket_assigned_directly_to_the_cto_is_handed_to_its_owner(
     calls = [(r.method, r.url.path) for r in httpx_mock.get_requests()]
     path = "/repos/Codertocat/Hello-World/issues/1"
     assert calls == [("GET", path), ("DELETE", f"{path}/assignees"),
-                     ("POST", f"{path}/assignees"), ("GET", f"{path}/comments"),
-                     ("POST", f"{path}/comments")]
+                     ("POST", f"{path}/assignees"),
+                     ("POST", f"{path}/comments")]  # a first try has no marker to look for
     delete, add = httpx_mock.get_requests()[1:3]
     assert orjson.loads(delete.content) == {"assignees": ["dreyes"]}
     assert orjson.loads(add.content) == {"assignees": ["Codertocat"]}

@@ -146,6 +146,13 @@ def test_comment_is_posted_with_a_hidden_marker(httpx_mock: HTTPXMock) -> None:
     assert adapter().perform(action("comment", text="firstline: first response is Sam.")).ok
 
 
+def test_a_first_try_posts_without_looking_for_its_marker(httpx_mock: HTTPXMock) -> None:
+    body = {"body": "hello\n\n<!-- firstline:action:7 -->"}
+    expect(httpx_mock, "POST", f"{ISSUE}/comments", body, status=201, answer={"id": 2, **body})
+    assert adapter().perform(action("comment", text="hello", first_try=True)).ok
+    assert sent(httpx_mock) == [("POST", f"{ISSUE}/comments")]
+
+
 def test_comment_is_not_repeated_when_its_marker_is_found(httpx_mock: HTTPXMock) -> None:
     expect(httpx_mock, "GET", COMMENTS,
            answer=[{"id": 1, "body": "done\n\n<!-- firstline:action:7 -->"}])

@@ -133,6 +133,20 @@ def test_comment_carries_an_invisible_property_with_the_action_id(jira: JiraStan
     assert_authenticated(jira.requests)
 
 
+def test_a_first_try_posts_without_looking_for_its_property(jira: JiraStandin) -> None:
+    jira.add_issue("OPS-7", "10042")
+    assert adapter(jira).perform(action("comment", text="hello", first_try=True)).ok
+    assert calls(jira) == [("POST", f"{ISSUE}/comment", {})]
+    assert jira.requests[0].json["properties"] == [{"key": "firstline", "value": {"action": 7}}]
+
+
+def test_a_retry_after_a_first_try_comments_once(jira: JiraStandin) -> None:
+    issue = jira.add_issue("OPS-7", "10042")
+    assert adapter(jira).perform(action("comment", text="once", first_try=True)).ok
+    assert adapter(jira).perform(action("comment", text="once")).ok
+    assert [c["body"] for c in issue.comments] == ["once"]
+
+
 def test_comment_is_not_repeated_when_its_property_is_found(jira: JiraStandin) -> None:
     jira.add_issue("OPS-7", "10042", comments=[
         ("a person's comment", []),

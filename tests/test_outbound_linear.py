@@ -148,6 +148,15 @@ def test_comment_is_created_with_the_action_s_own_id(
     ]
 
 
+def test_a_first_try_creates_the_comment_without_looking_for_it(
+        linear: LinearOutbound, httpx_mock: HTTPXMock) -> None:
+    wanted = comment_id(action("comment"))
+    reply(httpx_mock, {"commentCreate": {"success": True, "comment": {"id": wanted}}})
+    assert linear.perform(action("comment", text="hello", first_try=True)).ok
+    assert sent(httpx_mock) == [
+        ("CreateComment", {"input": {"id": wanted, "issueId": ISSUE, "body": "hello"}})]
+
+
 def test_comment_already_there_is_not_posted_again(
         linear: LinearOutbound, httpx_mock: HTTPXMock) -> None:
     wanted = comment_id(action("comment"))

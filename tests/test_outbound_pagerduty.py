@@ -167,6 +167,14 @@ def test_note_carries_a_short_trailing_marker(
     assert pd.requests[1].headers["From"] == FROM
 
 
+def test_a_first_try_adds_the_note_without_looking_for_it(
+        adapter: PagerDutyOutbound, pd: PagerDutyStandIn) -> None:
+    pd.answer("POST", "/incidents/Q1ABCDEF/notes", 201, {"note": {"id": "N2"}})
+    assert adapter.perform(incident_action("note", text="Waits.", first_try=True)).ok
+    assert [(seen.method, seen.path) for seen in pd.requests] == [
+        ("POST", "/incidents/Q1ABCDEF/notes")]
+
+
 def test_note_already_there_is_not_added_again(
         adapter: PagerDutyOutbound, pd: PagerDutyStandIn) -> None:
     pd.answer("GET", "/incidents/Q1ABCDEF/notes", 200,

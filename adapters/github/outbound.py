@@ -94,10 +94,11 @@ class GitHubOutbound:
         return Result("ok", f"{_what(action)}: removed {', '.join(action.remove)}")
 
     def _comment(self, action: OutboundAction, path: str) -> Result:
-        """Post the comment with its marker unless an earlier attempt already did."""
+        """Post the comment with its marker unless an earlier attempt already did (a
+        first try has nothing to look for)."""
         text = _required(action, action.text, "text")
         tag = comment_marker(action.id)
-        if self._commented(action, path, tag):
+        if not action.first_try and self._commented(action, path, tag):
             return Result("ok", f"{_what(action)}: already commented")
         self._call(action, "POST", f"{path}/comments", {"body": f"{text}\n\n{tag}"})
         return Result("ok", f"{_what(action)}: commented")

@@ -96,9 +96,10 @@ class JiraOutbound:
         return Result("ok", f"{_what(action)}: unassigned {current}")
 
     def _comment(self, action: OutboundAction) -> Result:
-        """Add the comment unless an earlier attempt already did (its property says so)."""
+        """Add the comment unless an earlier attempt already did (its property says so;
+        a first try has nothing to look for)."""
         text = _required(action, action.text, "text")
-        if self._commented(action):
+        if not action.first_try and self._commented(action):
             return Result("ok", f"{_what(action)}: already commented")
         prop = {"key": COMMENT_PROPERTY, "value": {"action": action.id}}
         body = {"body": text, "properties": [prop]}

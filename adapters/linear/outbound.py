@@ -8,6 +8,7 @@ a failure even inside an HTTP 200; only Linear's RATELIMITED error is worth a re
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -64,7 +65,8 @@ _ADD_LABEL = """mutation AddLabel($id: String!, $labelId: String!) {
 class LinearOutbound:
     """Perform outbox actions on Linear issues (assign, unassign, comment, label).
 
-    The httpx client is made on first use, so building the adapter touches no network.
+    The httpx client is made on first use, so building the adapter touches no network;
+    the performer's threads share it (httpx.Client is thread-safe).
     The API key goes verbatim into `Authorization`: a personal API key is sent bare, as
     Linear documents; an OAuth token would be configured as `Bearer <token>`.
     """
@@ -75,6 +77,7 @@ class LinearOutbound:
         self._key = api_key
         self._transport = transport
         self._client: httpx.Client | None = None
+        self._lock = threading.Lock()  # the performer's threads make the client once
 
     def perform(self, action: OutboundAction) -> Result:
         """Perform one action once; report vendor trouble as a Result, never raise it."""
@@ -116,11 +119,11 @@ class LinearOutbound:
 
         The marker is the comment's own id, derived from the action (see `comment_id`):
         it is invisible to readers and cannot be edited away, unlike text in the body.
+        A first try has nothing to look for.
         """
         body = _required(action.text, action, "comment text")
         comment = comment_id(action)
-        found = self._call(action, _FIND_COMMENT, {"id": action.target.id, "commentId": comment})
-        if _nodes(_get(found, "issue", "comments")):
+        if not action.first_try and self._comment_exists(action, comment):
             return Result("ok", f"linear: the comment on {action.target.key} already exists")
         data = self._call(action, _CREATE_COMMENT,
                           {"input": {"id": comment, "issueId": action.target.id, "body": body}})
@@ -150,6 +153,11 @@ class LinearOutbound:
         return Result("ok", f"linear: labelled {action.target.key} {name}")
 
     # -- steps ----------------------------------------------------------------------
+
+    def _comment_exists(self, action: OutboundAction, comment: str) -> bool:
+        """Tell whether the issue already has the comment with this id (archived too)."""
+        found = self._call(action, _FIND_COMMENT, {"id": action.target.id, "commentId": comment})
+        return bool(_nodes(_get(found, "issue", "comments")))
 
     def _issue(self, action: OutboundAction) -> dict[str, Any]:
         """Read the issue's assignee, team and labels."""
@@ -208,13 +216,15 @@ class LinearOutbound:
 
     def _http(self) -> httpx.Client:
         """Return the HTTP client, made on first use with the key and a timeout."""
-        if self._client is None:
-            assert self._key is not None  # perform() checked
-            self._client = httpx.Client(
-                timeout=TIMEOUT, transport=self._transport,
-                headers={"Authorization": self._key.get_secret_value(), "User-Agent": "firstline"},
-            )
-        return self._client
+        assert self._key is not None  # perform() checked
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=TIMEOUT, transport=self._transport,
+                    headers={"Authorization": self._key.get_secret_value(),
+                             "User-Agent": "firstline"},
+                )
+            return self._client
 
 
 _STEPS: dict[str, Callable[[LinearOutbound, OutboundAction], Result]] = {

@@ -7,6 +7,7 @@ limit). They accept only https:// base URLs, so local stand-ins serve TLS.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -37,7 +38,8 @@ class PagerDutyOutbound:
     """Perform PagerDuty actions: page and resolve_page (Events API v2, on the CTO's
     paging service), reassign_incident and note (REST API v2, with the `From` header).
 
-    Clients are made on first use, so building the adapter touches no network.
+    Clients are made on first use, so building the adapter touches no network; the
+    performer's threads share them (their httpx2 clients are thread-safe).
     """
 
     def __init__(self, settings: Settings, transport: httpx2.BaseTransport | None = None) -> None:
@@ -45,6 +47,7 @@ class PagerDutyOutbound:
         self._transport = transport
         self._events_client: EventsApiV2Client | None = None
         self._rest_client: RestApiV2Client | None = None
+        self._lock = threading.Lock()  # the performer's threads make each client once
 
     def perform(self, action: OutboundAction) -> Result:
         """Perform one action once; report vendor trouble as a Result, never raise it."""
@@ -102,15 +105,20 @@ class PagerDutyOutbound:
 
         PagerDuty notes have no hidden field, so the marker is a short visible trailer,
         `[firstline:action:<id>]`; the brackets keep action 1 from matching action 12.
+        A first try has nothing to look for.
         """
         text = _required(action.text, action, "note text")
         tag = f"[{marker(action.id)}]"
         path = f"/incidents/{quote(action.target.id, safe='')}/notes"
-        notes = _get(self._rest_call(action, "GET", path), "notes")
-        if any(tag in str(_get(note, "content") or "") for note in _list(notes)):
+        if not action.first_try and self._noted(action, path, tag):
             return Result("ok", f"pagerduty: the note on {action.target.key} already exists")
         self._rest_call(action, "POST", path, {"note": {"content": f"{text}\n\n{tag}"}})
         return Result("ok", f"pagerduty: added a note to {action.target.key}")
+
+    def _noted(self, action: OutboundAction, path: str, tag: str) -> bool:
+        """Tell whether a note on the incident carries this action's marker."""
+        notes = _get(self._rest_call(action, "GET", path), "notes")
+        return any(tag in str(_get(note, "content") or "") for note in _list(notes))
 
     def _rest_call(self, action: OutboundAction, method: str, path: str,
                    body: dict[str, Any] | None = None) -> Any:
@@ -130,30 +138,32 @@ class PagerDutyOutbound:
 
     def _events(self) -> EventsApiV2Client:
         """Return the Events API client, made on first use."""
-        if self._events_client is None:
-            key = self._settings.pagerduty_routing_key
-            if key is None:
-                raise Stop(Result("permanent",
-                                   "pagerduty: FIRSTLINE_PAGERDUTY_ROUTING_KEY is not set"))
-            self._events_client = _once_only(_build(lambda: EventsApiV2Client(
-                key.get_secret_value(), base_url=self._settings.pagerduty_events_url,
-                transport=self._transport)))
-        return self._events_client
+        key = self._settings.pagerduty_routing_key
+        if key is None:
+            raise Stop(Result("permanent",
+                               "pagerduty: FIRSTLINE_PAGERDUTY_ROUTING_KEY is not set"))
+        with self._lock:
+            if self._events_client is None:
+                self._events_client = _once_only(_build(lambda: EventsApiV2Client(
+                    key.get_secret_value(), base_url=self._settings.pagerduty_events_url,
+                    transport=self._transport)))
+            return self._events_client
 
     def _rest(self, action: OutboundAction, write: bool) -> RestApiV2Client:
         """Return the REST client, made on first use; writes need the `From` address."""
         if write and not self._settings.pagerduty_from:
             raise Stop(Result("permanent", f"pagerduty: {action.type} {action.target.key}: "
                                             "FIRSTLINE_PAGERDUTY_FROM is not set"))
-        if self._rest_client is None:
-            token = self._settings.pagerduty_api_token
-            if token is None:
-                raise Stop(Result("permanent",
-                                   "pagerduty: FIRSTLINE_PAGERDUTY_API_TOKEN is not set"))
-            self._rest_client = _once_only(_build(lambda: RestApiV2Client(
-                token.get_secret_value(), default_from=self._settings.pagerduty_from,
-                base_url=self._settings.pagerduty_api_url, transport=self._transport)))
-        return self._rest_client
+        token = self._settings.pagerduty_api_token
+        if token is None:
+            raise Stop(Result("permanent",
+                               "pagerduty: FIRSTLINE_PAGERDUTY_API_TOKEN is not set"))
+        with self._lock:
+            if self._rest_client is None:
+                self._rest_client = _once_only(_build(lambda: RestApiV2Client(
+                    token.get_secret_value(), default_from=self._settings.pagerduty_from,
+                    base_url=self._settings.pagerduty_api_url, transport=self._transport)))
+            return self._rest_client
 
     def _guard(self, action: OutboundAction, call: Callable[[], _T]) -> _T:
         """Run one client call, turning the client's exceptions into _Stop."""

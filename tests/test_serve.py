@@ -1,0 +1,162 @@
+"""`firstline serve` as users run it: the worker in the main process, the HTTP side in a
+child; signals, readiness and failures of either half, over real HTTP and real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from vendors import SECRETS, VENDOR, signed_headers
+
+from router.db import make_engine
+from router.records import decisions
+from tests.support import EXAMPLE_SCOPE, ROOT
+
+GITHUB_BODY = (VENDOR / "github" / "issues.opened.json").read_bytes()
+TOKEN = "serve-test-token"
+WAIT_S = 30.0  # generous: CI machines are slow; nothing here asserts speed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
+    """Poll `check` until it returns something true; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if result := check():
+                return result
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Serve:
+    process: subprocess.Popen[str]
+    base: str
+    db_url: str
+    rules: Path
+    log: Path
+
+    def children(self) -> list[int]:
+        """The HTTP side (multiprocessing's resource tracker is a child too: not counted)."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        pids = [int(p) for p in path.read_text().split()] if path.exists() else []
+        return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+    def api(self, path: str) -> Any:
+        response = httpx.get(f"{self.base}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
+        response.raise_for_status()
+        return response.json()
+
+
+def start(tmp_path: Path, db_url: str, port: int | None = None) -> Serve:
+    rules = tmp_path / "scope.yaml"
+    rules.write_text(EXAMPLE_SCOPE.read_text())
+    port = port or free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "FIRSTLINE_DATABASE_URL": db_url, "FIRSTLINE_API_TOKEN": TOKEN,
+           "FIRSTLINE_GITHUB_WEBHOOK_SECRET": SECRETS["github"]}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "router.cli", "serve", "--rules", str(rules),
+         "--port", str(port)], env=env, cwd=ROOT, stdout=log.open("w"),
+        stderr=subprocess.STDOUT, text=True)
+    return Serve(process, f"http://127.0.0.1:{port}", db_url, rules, log)
+
+
+@pytest.fixture
+def serve(tmp_path: Path, db_url: str) -> Iterator[Serve]:
+    running = start(tmp_path, db_url)
+    try:
+        until(lambda: httpx.get(f"{running.base}/readyz").status_code == 200, "/readyz")
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait(timeout=WAIT_S)
+
+
+def deliver(serve: Serve, delivery_id: str) -> None:
+    headers = signed_headers("github", GITHUB_BODY, "issues", delivery_id=delivery_id)
+    response = httpx.post(f"{serve.base}/webhooks/github", content=GITHUB_BODY,
+                          headers=headers)
+    assert response.status_code == 202, response.text
+
+
+def decided(serve: Serve, delivery_id: str) -> dict[str, Any] | None:
+    items = serve.api("/api/v1/decisions")["items"]
+    return next((d for d in items if d["delivery_id"] == delivery_id), None)
+
+
+def test_serve_runs_the_worker_beside_the_http_side(serve: Serve) -> None:
+    assert len(serve.children()) == 1  # the HTTP side; the worker is the main process
+    ready = httpx.get(f"{serve.base}/readyz").json()
+    assert ready["status"] == "ready" and "worker_seconds_since_beat" in ready["detail"]
+    deliver(serve, "serve-1")
+    decision = until(lambda: decided(serve, "serve-1"), "the decision")
+    assert decision["source"] == "github"
+    metrics = until(lambda: "firstline_decisions_total{" in (
+        text := httpx.get(f"{serve.base}/metrics").text) and text, "worker metrics")
+    assert 'firstline_decisions_total{outcome="' + decision["outcome"] + '"} 1.0' in metrics
+
+
+def test_sighup_reloads_the_note_in_both_processes(serve: Serve) -> None:
+    before = serve.api("/api/v1/scope")["hash"]
+    serve.rules.write_text(EXAMPLE_SCOPE.read_text().replace(
+        "ad_hoc_hours_per_week: 6", "ad_hoc_hours_per_week: 4"))
+    serve.process.send_signal(signal.SIGHUP)
+    after = until(lambda: (h := serve.api("/api/v1/scope")["hash"]) != before and h,
+                  "the HTTP side's reload")
+    deliver(serve, "after-reload")
+    until(lambda: decided(serve, "after-reload"), "the decision")
+    engine = make_engine(serve.db_url)
+    with engine.connect() as conn:
+        used = conn.execute(select(decisions.c.scope_hash).where(
+            decisions.c.delivery_id == "after-reload")).scalar_one()
+    engine.dispose()
+    assert used == after != before  # the worker reloaded too
+
+
+def test_sigterm_stops_both_processes(serve: Serve) -> None:
+    child = serve.children()[0]
+    serve.process.send_signal(signal.SIGTERM)
+    assert serve.process.wait(timeout=WAIT_S) == 0
+    until(lambda: not Path(f"/proc/{child}").exists(), "the HTTP side to exit")
+
+
+def test_the_http_side_does_not_outlive_a_killed_worker(serve: Serve) -> None:
+    child = serve.children()[0]
+    serve.process.kill()
+    serve.process.wait(timeout=WAIT_S)
+    until(lambda: not Path(f"/proc/{child}").exists() or
+          "Z" in Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0],
+          "the HTTP side to exit")
+
+
+def test_serve_exits_when_the_http_side_cannot_start(tmp_path: Path, db_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        running = start(tmp_path, db_url, port=taken.getsockname()[1])
+        assert running.process.wait(timeout=WAIT_S) == 1
+    log = running.log.read_text()
+    assert "address already in use" in log.lower()
+    assert "the HTTP process exited with status" in log
