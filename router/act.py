@@ -7,10 +7,13 @@ the adapters' own checks (current assignee, comment marker, page dedup_key) make
 repeat take effect once. Only the first try of a never-claimed row skips the marker
 lookup: nothing can have been posted before it.
 
-A claimed batch is split into lanes: the actions on one item, and pages sharing a
-dedup_key, stay in one lane in id order; lanes run side by side in a few threads (vendor
-calls are slow, and a sequential performer held an alert storm for tens of seconds). The
-whole batch is recorded in one transaction once every lane is done.
+An item's actions are performed in id order however many performers run: a claim skips
+an action while an earlier one of the same item is still pending and not due (leased by
+another performer, or backing off), and takes the earlier ones that are due in the same
+batch (see `Actor._claim`). A claimed batch is split into lanes: the actions on one item,
+and pages sharing a dedup_key, stay in one lane in id order; lanes run side by side in a
+few threads (vendor calls are slow, and a sequential performer held an alert storm for
+tens of seconds). The whole batch is recorded in one transaction once every lane is done.
 
 Retry policy lives here only: a few quick tries in process (tenacity; Retry-After
 honoured), then durable exponential backoff with jitter across restarts, then `dead`:
@@ -31,7 +34,7 @@ from functools import partial
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, select, text, update
 from sqlalchemy.exc import OperationalError
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_random_exponential
@@ -52,9 +55,22 @@ BACKOFF_MAX = 3600.0
 RECORD_TRIES = 5
 LINGER = 0.015  # seconds a partial batch lets the next gather (router.wake.run_batches)
 CONCURRENCY = 8  # lanes performed side by side; 1 performs a batch in id order, one by one
+CLAIM_LOCK = 0x666C6F  # "flo": the advisory lock every claim takes (not worker.LEDGER_LOCK)
 
 Clock = Callable[[], datetime]
 Performed = tuple[Any, OutboundAction, Result]  # outbox row, its action, what became of it
+
+# An earlier action of the same item still pending and not due holds a row back; an item
+# of NULL equals nothing, so such a row is never held back.
+_EARLIER = outbox.alias("earlier")
+_HELD_BACK = (select(_EARLIER.c.id)
+              .where(_EARLIER.c.item == outbox.c.item, _EARLIER.c.status == "pending",
+                     _EARLIER.c.id < outbox.c.id, _EARLIER.c.next_at > bindparam("now"))
+              .correlate(outbox).exists())
+_CLAIMABLE = (select(outbox)
+              .where(outbox.c.status == "pending", outbox.c.next_at <= bindparam("now"),
+                     ~_HELD_BACK)
+              .order_by(outbox.c.id).limit(bindparam("batch")))
 
 # One prepared statement per outcome, each run once per batch with every row's parameters.
 _DONE = (update(outbox).where(outbox.c.id == bindparam("row_id"))
@@ -163,13 +179,24 @@ class Actor:
             self._pool = None
 
     def _claim(self) -> list[Any]:
+        """Lease a batch of due actions, in id order, keeping each item's actions in order.
+
+        A due action is skipped while an earlier action of its item is pending and not due:
+        leased by another performer, or backing off. So an action in durable backoff (a
+        429 with a long Retry-After, say) holds back the later actions of its item until it
+        is done or dead; a done or dead action holds nothing back. Earlier actions that are
+        due come first in the same batch. Claims take turns, so two cannot split an item
+        between them: on PostgreSQL by a transaction advisory lock (SKIP LOCKED alone could
+        skip an earlier row another claim has locked and take the later one), on SQLite by
+        its write lock (`writer_turn`, and the worker engine's BEGIN IMMEDIATE).
+        """
         now = self.clock()
         with writer_turn(self.engine), self.engine.begin() as conn:
-            stmt = (select(outbox).where(outbox.c.status == "pending", outbox.c.next_at <= now)
-                    .order_by(outbox.c.id).limit(self.batch))
+            stmt = _CLAIMABLE
             if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
                 stmt = stmt.with_for_update(skip_locked=True)
-            rows = list(conn.execute(stmt).all())
+            rows = list(conn.execute(stmt, {"now": now, "batch": self.batch}).all())
             if rows:
                 conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
                              .values(next_at=now + LEASE, attempts=outbox.c.attempts + 1))

@@ -309,7 +309,7 @@ class DbLedger:
                                "kind": item.kind, "project": item.project,
                                "url": item.url}).decode()
         pending.actions += [
-            dict(type=a.type, target=target,
+            dict(type=a.type, target=target, item=f"{item.source}:{item.id}",
                  action=orjson.dumps({**a.as_dict(), "severity": decision.severity}).decode(),
                  status=status, attempts=0, next_at=now, created_at=now)
             for a in decision.actions]

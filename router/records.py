@@ -157,6 +157,7 @@ outbox = Table(
     Column("decision_id", BigId, nullable=False),
     Column("type", String(32), nullable=False),
     Column("target", Text, nullable=False),  # adapters.base.Target as JSON
+    Column("item", String(300), nullable=True),  # "<source>:<item id>" of the target
     Column("action", Text, nullable=False),  # router.model.Action.as_dict() as JSON
     Column("status", String(16), nullable=False),  # pending | done | dead | shadow
     Column("attempts", Integer, nullable=False, server_default="0"),
@@ -166,4 +167,5 @@ outbox = Table(
     Column("done_at", UTCDateTime, nullable=True),
     Index(None, "status", "next_at"),
     Index(None, "decision_id"),
+    Index(None, "item", "status", "id"),  # an item's earlier pending actions (router.act)
 )

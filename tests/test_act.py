@@ -1,5 +1,6 @@
 """The outbox performer against vendor stand-ins: faults, recovery once, backoff, dead,
-first tries that skip the marker lookup, batches recorded at once, items side by side."""
+first tries that skip the marker lookup, batches recorded at once, items side by side, and
+each item's actions in order across performers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +20,7 @@ import httpx2
 import orjson
 import pytest
 from pytest_httpx import HTTPXMock
-from sqlalchemy import Engine, event, make_url, select, update
+from sqlalchemy import Engine, event, func, make_url, select, update
 
 from adapters import github, jira, pagerduty
 from adapters.base import OutboundAction, OutboundAdapter, Target
@@ -25,6 +28,7 @@ from router.act import Actor, lanes
 from router.db import make_engine
 from router.records import outbox
 from router.settings import Settings
+from router.worker import worker_engine
 from tests.standin_github import GitHubStandIn
 from tests.standin_jira import JiraStandin, Reply
 from tests.standin_pagerduty import PagerDutyStandIn
@@ -50,6 +54,7 @@ def queue(engine: Engine, kind: str, target: dict[str, Any], **action: Any) -> i
     with engine.begin() as conn:
         result = conn.execute(outbox.insert().values(
             decision_id=1, type=kind, target=orjson.dumps(target).decode(),
+            item=f"{target['source']}:{target['id']}",
             action=orjson.dumps({"type": kind, **action}).decode(), status="pending",
             attempts=0, next_at=NOW, created_at=NOW).returning(outbox.c.id))
         return int(result.scalar_one())
@@ -426,3 +431,138 @@ def test_a_concurrency_of_one_performs_the_batch_in_id_order(engine: Engine) -> 
         assert [(r.method, r.path.split("/")[5]) for r in standin.writes()] == [
             ("PUT", "20000"), ("PUT", "20001"), ("PUT", "20002"),
             ("POST", "20000"), ("POST", "20001"), ("POST", "20002")]
+
+
+# -- each item in order across performers ------------------------------------------------------
+
+
+def pending(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(outbox)
+                                .where(outbox.c.status == "pending")).scalar_one())
+
+
+def item_writes(standin: JiraStandin, issue_id: str) -> list[str]:
+    return [r.path.rsplit("/", 1)[1] for r in standin.writes() if f"/issue/{issue_id}/" in r.path]
+
+
+def test_two_performers_draining_one_outbox_keep_each_items_actions_in_order(
+        db_url: str, engine: Engine) -> None:
+    """Two performers with engines of their own, as two processes have, drain at once: the
+    claims fall across items and batches, yet no comment overtakes its item's assign."""
+    with JiraStandin() as standin:
+        standin.latency = 0.2  # an assign (read, then write) outlasts the other's claim
+        settings = Settings(jira_url=standin.url, jira_email="b@x.io", jira_api_token="t")
+        engines = [worker_engine(db_url) for _ in range(2)]
+        performers = [Actor(e, lambda: {"jira": jira.outbound(settings)}, Clock(), batch=4,
+                            sleep=lambda _: None) for e in engines]
+        ids = queue_items(engine, standin, 6)  # 6 assigns, then 6 comments
+        start = threading.Barrier(len(performers))
+
+        def drain(performer: Actor) -> None:
+            start.wait()
+            deadline = time.monotonic() + 60
+            while pending(performer.engine):
+                assert time.monotonic() < deadline, "the outbox was never drained"
+                if performer.run_once() == 0:
+                    time.sleep(0.02)
+
+        try:
+            with ThreadPoolExecutor(len(performers)) as pool:
+                list(pool.map(drain, performers))
+        finally:
+            for performer in performers:
+                performer.close()
+                performer.engine.dispose()
+        assert all(p.done for p in performers)  # both took part
+        assert sum(p.done for p in performers) == 12
+        for issue_id, (assign_id, comment_id) in ids.items():
+            assert row(engine, assign_id).status == row(engine, comment_id).status == "done"
+            assert item_writes(standin, issue_id) == ["assignee", "comment"], issue_id
+
+
+
+def test_a_claim_under_way_makes_the_next_wait_so_none_splits_an_item(
+        db_url: str, engine: Engine) -> None:
+    """One claim has read its rows but not committed their leases yet: the next claim waits
+    for it. Skipping the locked rows instead, it would take their items' later actions."""
+    with JiraStandin() as standin:
+        standin.latency = 0.2
+        settings = Settings(jira_url=standin.url, jira_email="b@x.io", jira_api_token="t")
+        engines = [worker_engine(db_url) for _ in range(2)]
+        performers = [Actor(e, lambda: {"jira": jira.outbound(settings)}, Clock(), batch=4,
+                            sleep=lambda _: None) for e in engines]
+        read = threading.Event()
+
+        def linger(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            if "AS earlier" in statement and not read.is_set():  # the claim's query
+                read.set()
+                time.sleep(0.5)  # before the leases are written and committed
+
+        event.listen(engines[0], "after_cursor_execute", linger)
+        ids = queue_items(engine, standin, 3)  # 3 assigns, then 3 comments
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                first = pool.submit(performers[0].run_once)
+                assert read.wait(10)
+                second = pool.submit(performers[1].run_once)
+                claimed = (first.result(), second.result())
+        finally:
+            for performer in performers:
+                performer.close()
+                performer.engine.dispose()
+        assert claimed == (4, 0)  # the 3 assigns and the first comment; the rest held back
+        assert item_writes(standin, "20000") == ["assignee", "comment"]
+        for issue_id in ("20001", "20002"):
+            assert item_writes(standin, issue_id) == ["assignee"]
+            assert row(engine, ids[issue_id][1]).attempts == 0
+
+
+OTHER_JIRA_TARGET = {**JIRA_TARGET, "id": "10043", "key": "OPS-8"}
+ASSIGN = {"account": "owner-account", "remove": ["cto-account"]}
+
+
+def test_an_action_backing_off_holds_back_the_later_actions_of_its_item_only(
+        engine: Engine) -> None:
+    with JiraStandin() as standin:
+        standin.add_issue("OPS-7", "10042", assignee="cto-account")
+        standin.add_issue("OPS-8", "10043", assignee="cto-account")
+        standin.fail_once("GET", "/rest/api/2/issue/10042",
+                          Reply(429, {"errorMessages": ["slow"]}, {"Retry-After": "600"}))
+        settings = Settings(jira_url=standin.url, jira_email="b@x.io", jira_api_token="t")
+        clock = Clock()
+        performer = actor(engine, {"jira": jira.outbound(settings)}, clock, [])
+        assign = queue(engine, "assign", JIRA_TARGET, **ASSIGN)
+        assert performer.run_once() == 1
+        backing_off = row(engine, assign)
+        assert backing_off.status == "pending"
+        assert backing_off.next_at >= NOW + timedelta(seconds=600)
+        comment = queue(engine, "comment", JIRA_TARGET, text="handed to eng-lead")
+        others = [queue(engine, "assign", OTHER_JIRA_TARGET, **ASSIGN),
+                  queue(engine, "comment", OTHER_JIRA_TARGET, text="handed to eng-lead")]
+        unnamed = queue(engine, "comment", JIRA_TARGET, text="queued before 0004")
+        with engine.begin() as conn:  # no item to keep in order: nothing holds it back
+            conn.execute(update(outbox).where(outbox.c.id == unnamed).values(item=None))
+        assert performer.run_once() == 3
+        assert [row(engine, i).status for i in [*others, unnamed]] == ["done"] * 3
+        assert item_writes(standin, "10043") == ["assignee", "comment"]
+        held = row(engine, comment)
+        assert (held.status, held.attempts, held.next_at) == ("pending", 0, NOW)
+        assert performer.run_once() == 0
+        clock.now = backing_off.next_at
+        assert performer.run_once() == 2  # the assign, then its comment, in one batch
+        assert row(engine, assign).status == row(engine, comment).status == "done"
+        assert item_writes(standin, "10042") == ["comment", "assignee", "comment"]
+
+
+def test_a_dead_action_holds_nothing_back(engine: Engine) -> None:
+    with JiraStandin() as standin:
+        standin.add_issue("OPS-7", "10042", assignee="cto-account")
+        standin.fail_once("GET", "/rest/api/2/issue/10042",
+                          Reply(403, {"errorMessages": ["You may not see this issue."]}))
+        settings = Settings(jira_url=standin.url, jira_email="b@x.io", jira_api_token="t")
+        performer = actor(engine, {"jira": jira.outbound(settings)}, Clock(), [])
+        assign = queue(engine, "assign", JIRA_TARGET, **ASSIGN)
+        assert performer.run_once() == 1 and row(engine, assign).status == "dead"
+        comment = queue(engine, "comment", JIRA_TARGET, text="handed to eng-lead")
+        assert performer.run_once() == 1 and row(engine, comment).status == "done"
