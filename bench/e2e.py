@@ -1,7 +1,7 @@
 """Benchmark webhook in -> action observed: signed GitHub deliveries to a comment at a stand-in.
 
     .venv/bin/python bench/e2e.py [--rate 200] [--seconds 30] [--db sqlite|postgresql|both]
-                                  [--warmup 3] [--drain 240] [--workers N] [--keep]
+                                  [--warmup 3] [--drain 240] [--workers N] [--performers N] [--keep]
                                   [--profile DIR [--profile-mode gil|cpu|wall]]
 
 One command, bounded in time (per database: about 10 s of start-up, warm-up + seconds of
@@ -39,7 +39,8 @@ waiting out their lease) and firstline's logged warnings and errors. Goal: p95 <
 `--profile DIR` also records firstline with py-spy (`.venv/bin/pip install py-spy`)
 during the measured window, as collapsed stacks per thread (DIR/e2e-<db>.txt):
 `--profile-mode gil` (default) samples the thread holding the GIL, `cpu` threads on a
-CPU, `wall` every thread, waits included. `--workers N` passes `--workers N` to serve;
+CPU, `wall` every thread, waits included. `--workers N` and `--performers N` pass
+those options to serve;
 `--keep` keeps the temp dir (logs, SQLite file) for a look afterwards.
 
 Processes run in their own sessions and are stopped, and the temp dir removed, on
@@ -178,7 +179,8 @@ def postgres(work: Path) -> Iterator[tuple[str, int]]:
 
 @contextmanager
 def firstline(work: Path, db_url: str, github: str,
-              workers: int | None) -> Iterator[tuple[str, int]]:
+              workers: int | None, performers: int | None = None
+              ) -> Iterator[tuple[str, int]]:
     """Run `firstline serve` in enforce mode against the stand-in; yield its URL and pid."""
     rules = work / "scope.yaml"
     text = SCOPE.read_text()
@@ -196,6 +198,7 @@ def firstline(work: Path, db_url: str, github: str,
             raise RuntimeError(f"firstline db upgrade failed:\n{done.stdout}{done.stderr}")
     port = free_port()
     more = ["--workers", str(workers)] if workers else []  # else serve's default
+    more += ["--performers", str(performers)] if performers is not None else []
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(BIN / "firstline"), "serve", "--rules", str(rules),
                                  "--host", "127.0.0.1", "--port", str(port), *more],
@@ -516,7 +519,7 @@ def run_one(db: str, args: argparse.Namespace, work: Path, stop: threading.Event
             db_url = f"sqlite:///{work / 'firstline.db'}"
         print(f"[{db}] starting firstline serve ...", file=sys.stderr)
         base, server_pid = stack.enter_context(
-            firstline(work, db_url, github, args.workers))
+            firstline(work, db_url, github, args.workers, args.performers))
         control(github, "POST", "/_bench/issues",
                 {"repo": REPO, "first": 1, "count": count, "assignees": [CTO]})
         deliveries = Deliveries(run)
@@ -673,6 +676,8 @@ def main() -> int:
                         help="keep the temp dir (logs, SQLite database) and print its path")
     parser.add_argument("--workers", type=int, default=None,
                         help="pass --workers N to firstline serve (default: its own default)")
+    parser.add_argument("--performers", type=int, default=None,
+                        help="pass --performers N to firstline serve (default: its own)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write py-spy collapsed stacks of firstline here")
     parser.add_argument("--profile-mode", choices=("gil", "cpu", "wall"), default="gil",

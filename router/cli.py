@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--no-worker", action="store_true", help="only receive; run "
                    "`firstline worker` separately")
+    p.add_argument("--performers", type=int, default=None, metavar="N",
+                   help="outbox performer processes (default: FIRSTLINE_PERFORMERS or 1; "
+                   "0 performs in the worker's process)")
     p.set_defaults(func=service_cli.cmd_serve)
 
     p = sub.add_parser("worker", help="run only the worker (deliveries and timers)")

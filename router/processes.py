@@ -1,11 +1,12 @@
-"""`firstline serve`: the worker and performer in this process, the HTTP side in a child.
+"""`firstline serve`: the worker in this process; the HTTP side and the outbox
+performers in child processes.
 
-Why two processes: router.background. Signals go to this process: SIGTERM and SIGINT
-stop both, SIGHUP reloads the scope note here and is passed on to the HTTP side (which
-reloads it too, or with `--workers N` restarts its workers). If the HTTP side exits on
-its own (a port in use, a crash), `serve` stops and exits with status 1, so whatever
-supervises it (systemd, Docker, Kubernetes) restarts the whole service; the child is
-stopped by the kernel if this process dies first.
+Why several processes: router.background. Signals go to this process: SIGTERM and
+SIGINT stop all of them, SIGHUP reloads the scope note here and is passed on to the HTTP
+side (which reloads it too, or with `--workers N` restarts its workers). If a child
+exits on its own (a port in use, a crash), `serve` stops and exits with status 1, so
+whatever supervises it (systemd, Docker, Kubernetes) restarts the whole service; the
+children are stopped by the kernel if this process dies first.
 """
 
 from __future__ import annotations
@@ -21,25 +22,50 @@ import tempfile
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from router.background import RUNTIME_ENV, build_loops, run_loops
+from router.background import (
+    RUNTIME_ENV,
+    build_actor,
+    build_loops,
+    build_worker,
+    performer_socket,
+    run_loops,
+)
 from router.settings import Settings
+from router.wake import WakeSender
 
 STOP_WAIT_S = 15.0  # for the HTTP side to finish its requests before it is killed
 
 log = logging.getLogger("firstline.serve")
 
 
-def serve_split(settings: Settings, host: str, port: int, workers: int) -> int:
-    """Run until SIGTERM/SIGINT (0) or until the HTTP side exits on its own (1)."""
+def serve_split(settings: Settings, host: str, port: int, workers: int,
+                performers: int = 1) -> int:
+    """Run until SIGTERM/SIGINT (0) or until a child exits on its own (1). With
+    `performers` 0 the outbox is performed in this process, beside the worker."""
     from router.service import ScopeHolder
 
     runtime = Path(tempfile.mkdtemp(prefix="firstline-"))
-    os.environ[RUNTIME_ENV] = str(runtime)  # the HTTP side inherits it
+    os.environ[RUNTIME_ENV] = str(runtime)  # the children inherit it
     holder = ScopeHolder(settings)
-    worker, actor = build_loops(settings, holder)
-    http = multiprocessing.get_context("spawn").Process(
-        target=http_child, args=(host, port, workers, os.getpid()), name="firstline-http")
-    http.start()
+    if performers:
+        worker, actor = build_worker(settings, holder), None
+        senders = [WakeSender(runtime / performer_socket(k)) for k in range(performers)]
+
+        def wake_performers() -> None:
+            for sender in senders:
+                sender.wake()
+
+        worker.on_batch = wake_performers
+    else:
+        worker, actor = build_loops(settings, holder)
+    spawn = multiprocessing.get_context("spawn")
+    me = os.getpid()
+    children = [spawn.Process(target=http_child, args=(host, port, workers, me),
+                              name="firstline-http")]
+    children += [spawn.Process(target=performer_child, args=(k, me),
+                               name=f"firstline-performer-{k}") for k in range(performers)]
+    for child in children:
+        child.start()
     failed = False
 
     async def main() -> None:
@@ -51,32 +77,39 @@ def serve_split(settings: Settings, host: str, port: int, workers: int) -> int:
 
         def reload() -> None:
             holder.reload()
+            http = children[0]
             if http.pid is not None and http.exitcode is None:
                 os.kill(http.pid, signal.SIGHUP)
 
-        def http_ended() -> None:
+        def ended(child: BaseProcess) -> None:
             nonlocal failed
-            loop.remove_reader(http.sentinel)
+            loop.remove_reader(child.sentinel)
+            child.join(1.0)  # its pipe closes a moment before its exit status is there
             if not stop.is_set():
-                log.error("the HTTP process exited with status %s; stopping", http.exitcode)
+                log.error("the %s process exited with status %s; stopping", child.name,
+                          child.exitcode)
                 failed = True
                 stop.set()
 
         loop.add_signal_handler(signal.SIGHUP, reload)
-        loop.add_reader(http.sentinel, http_ended)
+        for child in children:
+            loop.add_reader(child.sentinel, ended, child)
         loops = asyncio.create_task(run_loops(worker, actor, stop, runtime))
         await stop.wait()
-        _stop(http)  # stop taking webhooks while the worker finishes its batch
+        for child in children:
+            _stop(child)  # stop taking webhooks while the worker finishes its batch
         await loops
 
     try:
         asyncio.run(main())
     finally:
-        _stop(http)
-        http.join(STOP_WAIT_S)
-        if http.is_alive():
-            http.kill()
-            http.join()
+        for child in children:
+            _stop(child)
+        for child in children:
+            child.join(STOP_WAIT_S)
+            if child.is_alive():
+                child.kill()
+                child.join()
         shutil.rmtree(runtime, ignore_errors=True)
     return 1 if failed else 0
 
@@ -93,6 +126,26 @@ def http_child(host: str, port: int, workers: int, parent: int) -> None:
 
     _logging()
     run_http(host, port, workers)
+
+
+def performer_child(k: int, parent: int) -> None:
+    """Performer k: claim, perform and record outbox actions until SIGTERM (spawned)."""
+    _die_with(parent)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the scope note is not its business
+    from router.service_cli import _logging
+
+    _logging()
+    actor = build_actor(Settings())
+    runtime = Path(os.environ[RUNTIME_ENV])
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_loops(None, actor, stop, runtime, performer_socket(k))
+
+    asyncio.run(main())
 
 
 def _die_with(parent: int) -> None:

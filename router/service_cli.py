@@ -68,7 +68,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     from router.processes import serve_split
 
-    return serve_split(settings, args.host, args.port, args.workers)
+    performers = settings.performers if args.performers is None else args.performers
+    if performers < 0:
+        raise ServiceError(f"--performers {performers}: give 0 or more")
+    return serve_split(settings, args.host, args.port, args.workers, performers)
 
 
 def run_http(host: str, port: int, workers: int) -> None:

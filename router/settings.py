@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     retention_days: int | None = None
     # Items whose outbox actions are performed side by side (router.act); 1: one at a time.
     outbox_concurrency: int = Field(default=8, ge=1)
+    # Outbox performer processes `serve` runs beside its worker (router.processes); 0
+    # performs the outbox in the worker's process.
+    performers: int = Field(default=1, ge=0)
 
     def webhook_secrets(self, source: Source) -> list[bytes]:
         """Return the source's webhook secrets as HMAC keys; empty when none is configured.

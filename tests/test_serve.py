@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import select
 from vendors import SECRETS, VENDOR, signed_headers
@@ -22,6 +24,7 @@ from vendors import SECRETS, VENDOR, signed_headers
 from router.db import make_engine
 from router.records import decisions
 from tests.support import EXAMPLE_SCOPE, ROOT
+from tests.test_e2e import github_assigned_to_cto
 
 GITHUB_BODY = (VENDOR / "github" / "issues.opened.json").read_bytes()
 TOKEN = "serve-test-token"
@@ -57,7 +60,8 @@ class Serve:
     log: Path
 
     def children(self) -> list[int]:
-        """The HTTP side (multiprocessing's resource tracker is a child too: not counted)."""
+        """The HTTP side and the performers (multiprocessing's resource tracker is a child
+        too: not counted)."""
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         pids = [int(p) for p in path.read_text().split()] if path.exists() else []
         return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
@@ -68,30 +72,36 @@ class Serve:
         return response.json()
 
 
-def start(tmp_path: Path, db_url: str, port: int | None = None) -> Serve:
+def start(tmp_path: Path, db_url: str, port: int | None = None, mode: str = "shadow",
+          extra: tuple[str, ...] = (), **env_extra: str) -> Serve:
     rules = tmp_path / "scope.yaml"
-    rules.write_text(EXAMPLE_SCOPE.read_text())
+    rules.write_text(EXAMPLE_SCOPE.read_text().replace("mode: shadow", f"mode: {mode}", 1))
     port = port or free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "FIRSTLINE_DATABASE_URL": db_url, "FIRSTLINE_API_TOKEN": TOKEN,
-           "FIRSTLINE_GITHUB_WEBHOOK_SECRET": SECRETS["github"]}
+           "FIRSTLINE_GITHUB_WEBHOOK_SECRET": SECRETS["github"], **env_extra}
     process = subprocess.Popen(
         [sys.executable, "-m", "router.cli", "serve", "--rules", str(rules),
-         "--port", str(port)], env=env, cwd=ROOT, stdout=log.open("w"),
+         "--port", str(port), *extra], env=env, cwd=ROOT, stdout=log.open("w"),
         stderr=subprocess.STDOUT, text=True)
     return Serve(process, f"http://127.0.0.1:{port}", db_url, rules, log)
 
 
+@contextmanager
+def running(serve: Serve) -> Iterator[Serve]:
+    try:
+        until(lambda: httpx.get(f"{serve.base}/readyz").status_code == 200, "/readyz")
+        yield serve
+    finally:
+        if serve.process.poll() is None:
+            serve.process.kill()
+            serve.process.wait(timeout=WAIT_S)
+
+
 @pytest.fixture
 def serve(tmp_path: Path, db_url: str) -> Iterator[Serve]:
-    running = start(tmp_path, db_url)
-    try:
-        until(lambda: httpx.get(f"{running.base}/readyz").status_code == 200, "/readyz")
-        yield running
-    finally:
-        if running.process.poll() is None:
-            running.process.kill()
-            running.process.wait(timeout=WAIT_S)
+    with running(start(tmp_path, db_url)) as serve:
+        yield serve
 
 
 def deliver(serve: Serve, delivery_id: str) -> None:
@@ -107,7 +117,7 @@ def decided(serve: Serve, delivery_id: str) -> dict[str, Any] | None:
 
 
 def test_serve_runs_the_worker_beside_the_http_side(serve: Serve) -> None:
-    assert len(serve.children()) == 1  # the HTTP side; the worker is the main process
+    assert len(serve.children()) == 2  # the HTTP side and a performer; the worker is main
     ready = httpx.get(f"{serve.base}/readyz").json()
     assert ready["status"] == "ready" and "worker_seconds_since_beat" in ready["detail"]
     deliver(serve, "serve-1")
@@ -135,20 +145,69 @@ def test_sighup_reloads_the_note_in_both_processes(serve: Serve) -> None:
     assert used == after != before  # the worker reloaded too
 
 
-def test_sigterm_stops_both_processes(serve: Serve) -> None:
-    child = serve.children()[0]
+def gone(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"  # exited, unreaped
+    except FileNotFoundError:
+        return True
+
+
+def test_sigterm_stops_every_process(serve: Serve) -> None:
+    children = serve.children()
     serve.process.send_signal(signal.SIGTERM)
     assert serve.process.wait(timeout=WAIT_S) == 0
-    until(lambda: not Path(f"/proc/{child}").exists(), "the HTTP side to exit")
+    until(lambda: all(gone(c) for c in children), "the children to exit")
 
 
-def test_the_http_side_does_not_outlive_a_killed_worker(serve: Serve) -> None:
-    child = serve.children()[0]
+def test_no_child_outlives_a_killed_worker(serve: Serve) -> None:
+    children = serve.children()
     serve.process.kill()
     serve.process.wait(timeout=WAIT_S)
-    until(lambda: not Path(f"/proc/{child}").exists() or
-          "Z" in Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0],
-          "the HTTP side to exit")
+    until(lambda: all(gone(c) for c in children), "the children to exit")
+
+
+def test_a_performer_that_dies_stops_serve(serve: Serve) -> None:
+    http, performer = serve.children()
+    os.kill(performer, signal.SIGKILL)
+    assert serve.process.wait(timeout=WAIT_S) == 1
+    until(lambda: gone(http), "the HTTP side to exit")
+    assert "the firstline-performer-0 process exited with status -9" in serve.log.read_text()
+
+
+@pytest.mark.parametrize("performers", ["0", "2"])
+def test_serve_acts_through_its_performers(tmp_path: Path, db_url: str,
+                                           performers: str) -> None:
+    """Enforce mode: a GitHub issue handed to the CTO is reassigned and commented on by
+    a performer (in a process of its own, or in the worker's with 0), exactly once."""
+    standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "e2e_standin.py"),
+                                "--token", "gh-token"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert standin.stdout is not None
+        github = f"http://127.0.0.1:{standin.stdout.readline().split()[-1]}"
+        httpx.post(f"{github}/_bench/issues", json={
+            "repo": "Codertocat/Hello-World", "first": 1, "count": 1,
+            "assignees": ["dreyes"]}).raise_for_status()
+        with running(start(tmp_path, db_url, mode="enforce",
+                           extra=("--performers", performers),
+                           FIRSTLINE_GITHUB_API_URL=github,
+                           FIRSTLINE_GITHUB_TOKEN="gh-token")) as serve:
+            assert len(serve.children()) == 1 + int(performers)
+            body = orjson.dumps(github_assigned_to_cto())
+            response = httpx.post(f"{serve.base}/webhooks/github", content=body,
+                                  headers=signed_headers("github", body, "issues", "act-1"))
+            assert response.status_code == 202
+            issue = until(lambda: (i := httpx.get(f"{github}/_bench/results").json()[
+                "issues"]["1"])["comments"] and i, "the comment")
+            time.sleep(0.5)  # anything doubled would arrive now
+            results = httpx.get(f"{github}/_bench/results").json()
+        issue = results["issues"]["1"]
+        assert issue["assignees"] == ["Codertocat"] and len(issue["comments"]) == 1
+        assert results["counts"] == {"GET issue": 1, "DELETE issue/assignees": 1,
+                                     "POST issue/assignees": 1, "POST issue/comments": 1}
+    finally:
+        standin.kill()
+        standin.wait()
 
 
 def test_serve_exits_when_the_http_side_cannot_start(tmp_path: Path, db_url: str) -> None:
@@ -159,4 +218,4 @@ def test_serve_exits_when_the_http_side_cannot_start(tmp_path: Path, db_url: str
         assert running.process.wait(timeout=WAIT_S) == 1
     log = running.log.read_text()
     assert "address already in use" in log.lower()
-    assert "the HTTP process exited with status" in log
+    assert "the firstline-http process exited with status" in log
