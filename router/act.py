@@ -11,9 +11,11 @@ An item's actions are performed in id order however many performers run: a claim
 an action while an earlier one of the same item is still pending and not due (leased by
 another performer, or backing off), and takes the earlier ones that are due in the same
 batch (see `Actor._claim`). A claimed batch is split into lanes: the actions on one item,
-and pages sharing a dedup_key, stay in one lane in id order; lanes run side by side in a
-few threads (vendor calls are slow, and a sequential performer held an alert storm for
-tens of seconds). The whole batch is recorded in one transaction once every lane is done.
+and pages sharing a dedup_key, stay in one lane in id order, and an action to be retried
+stops its lane (the rest wait behind it). Lanes run side by side in a few threads
+(vendor calls are slow, and a sequential performer held an alert storm for tens of
+seconds). `Actor.run` claims whenever a lane is free and records results as lanes finish;
+`Actor.run_once` (tests, `firstline worker --once`) does one batch start to end.
 
 Retry policy lives here only: a few quick tries in process (tenacity; Retry-After
 honoured), then durable exponential backoff with jitter across restarts, then `dead`:
@@ -34,14 +36,14 @@ from functools import partial
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, bindparam, select, text, update
+from sqlalchemy import Connection, Engine, Executable, bindparam, select, text, update
 from sqlalchemy.exc import OperationalError
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
 from adapters.base import OutboundAction, OutboundAdapter, Result, Target
 from router.records import outbox
-from router.wake import Waker, run_batches
+from router.wake import Waker
 from router.worker import writer_turn
 
 log = logging.getLogger("firstline.act")
@@ -53,7 +55,6 @@ MAX_ATTEMPTS = 8  # durable attempts before an action is dead (about 2 hours of 
 BACKOFF_BASE = 30.0  # seconds, doubled per durable attempt, with full jitter
 BACKOFF_MAX = 3600.0
 RECORD_TRIES = 5
-LINGER = 0.015  # seconds a partial batch lets the next gather (router.wake.run_batches)
 CONCURRENCY = 8  # lanes performed side by side; 1 performs a batch in id order, one by one
 CLAIM_LOCK = 0x666C6F  # "flo": the advisory lock every claim takes (not worker.LEDGER_LOCK)
 
@@ -79,6 +80,8 @@ _WAIT = (update(outbox).where(outbox.c.id == bindparam("row_id"))
          .values(next_at=bindparam("at"), last_error=bindparam("error")))
 _DEAD = (update(outbox).where(outbox.c.id == bindparam("row_id"))
          .values(status="dead", last_error=bindparam("error")))
+_BACK = (update(outbox).where(outbox.c.id == bindparam("row_id"))
+         .values(next_at=bindparam("at"), attempts=bindparam("attempts")))
 
 
 def _quick_wait(state: RetryCallState) -> float:
@@ -153,7 +156,7 @@ class Actor:
         """Claim a batch, perform it, record it; return how many rows were claimed."""
         rows = self._claim()
         if rows:
-            self._record(self._perform(rows))
+            self._record(*self._perform(rows))
         return len(rows)
 
     def drain(self) -> int:
@@ -162,23 +165,98 @@ class Actor:
             total += n
         return total
 
-    async def run(self, stop: asyncio.Event, idle: float = 1.0, linger: float = LINGER) -> None:
-        """Loop until `stop` is set (router.wake.run_batches); with nothing due, sleep until
-        woken (the worker queued actions) or `idle` seconds pass (backoffs and leases
-        running out)."""
+    async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
+        """Perform until `stop` is set, continuously: claim whenever a lane is free and
+        actions are due (woken by the worker, or every `idle` seconds for backoffs and
+        expired leases), start each lane as soon as it is claimed, and record results as
+        lanes finish, in the same transaction as the next claim. No batch waits for its
+        slowest lane, nor the next claim for a batch."""
+        self.waker.bind()
+        loop = asyncio.get_running_loop()
+        pool = self._lane_pool()
+        results: list[Performed] = []
+        released: list[Any] = []
+        running = 0
+
+        def lane_done(future: asyncio.Future[tuple[list[Performed], list[Any]]]) -> None:
+            nonlocal running
+            running -= 1
+            try:
+                performed, untouched = future.result()
+            except Exception:  # a bug; the lane's rows are retried after their lease
+                log.exception("an outbox lane failed")
+            else:
+                results.extend(performed)
+                released.extend(untouched)
+            self.waker.wake()  # record it, and a lane is free: claim more
+
         try:
-            await run_batches(self.run_once, self.waker, stop, full=self.batch, idle=idle,
-                              linger=linger, what="outbox batch")
+            while not (stop.is_set() and running == 0 and not results and not released):
+                want = self.batch if running < self.concurrency and not stop.is_set() else 0
+                performed, untouched = results[:], released[:]
+                results.clear()
+                released.clear()
+                rows: list[Any] = []
+                if performed or untouched or want:
+                    try:
+                        rows = await asyncio.to_thread(self._sync, performed, untouched, want)
+                    except Exception:  # the database went away: keep the service up
+                        log.exception("outbox claim failed; retrying")
+                if not rows:
+                    if not results and not released:
+                        await self.waker.sleep(idle)
+                    continue
+                adapters = self.adapters()
+                for lane in lanes(self._actions(rows)):
+                    running += 1
+                    future = loop.run_in_executor(pool, _perform_lane, adapters, self.sleep,
+                                                  lane)
+                    future.add_done_callback(lane_done)
         finally:
             self.close()
 
     def close(self) -> None:
-        """Stop the lanes' threads (after the batch in hand)."""
+        """Stop the lanes' threads (after the lanes in hand)."""
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
 
+    def _lane_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:  # kept across batches: starting threads per batch adds up
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency,
+                                            thread_name_prefix="firstline-act")
+        return self._pool
+
     def _claim(self) -> list[Any]:
+        return self._sync((), (), self.batch)
+
+    def _sync(self, performed: Sequence[Performed], untouched: Sequence[Any],
+              want: int) -> list[Any]:
+        """Record results (see `_outcomes`) and lease up to `want` due actions, in one
+        transaction; return the leased rows.
+
+        On SQLite a busy lock past its timeout is tried again: the actions took effect, so
+        keep trying to say so; if it never works, the leases run out and the retries'
+        checks (assignee, marker, dedup_key) find them done.
+        """
+        writes = self._outcomes(performed, untouched)
+        for tries in range(RECORD_TRIES):
+            try:
+                with writer_turn(self.engine), self.engine.begin() as conn:
+                    for stmt, params in writes:
+                        conn.execute(stmt, params)
+                    return self._lease(conn, want) if want else []
+            except OperationalError:
+                if tries == RECORD_TRIES - 1:
+                    if writes:
+                        log.exception("could not record actions %s; they are retried after "
+                                      "their lease", ", ".join(str(p[0].id) for p in performed))
+                        return []
+                    raise
+                time.sleep(0.05 * (tries + 1))
+        return []
+
+    def _lease(self, conn: Connection, want: int) -> list[Any]:
         """Lease a batch of due actions, in id order, keeping each item's actions in order.
 
         A due action is skipped while an earlier action of its item is pending and not due:
@@ -191,19 +269,17 @@ class Actor:
         its write lock (`writer_turn`, and the worker engine's BEGIN IMMEDIATE).
         """
         now = self.clock()
-        with writer_turn(self.engine), self.engine.begin() as conn:
-            stmt = _CLAIMABLE
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = list(conn.execute(stmt, {"now": now, "batch": self.batch}).all())
-            if rows:
-                conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
-                             .values(next_at=now + LEASE, attempts=outbox.c.attempts + 1))
+        stmt = _CLAIMABLE
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = list(conn.execute(stmt, {"now": now, "batch": want}).all())
+        if rows:
+            conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
+                         .values(next_at=now + LEASE, attempts=outbox.c.attempts + 1))
         return rows
 
-    def _perform(self, rows: Sequence[Any]) -> list[Performed]:
-        """Perform the batch: lanes side by side, each lane's actions one after another."""
+    def _actions(self, rows: Sequence[Any]) -> list[tuple[Any, OutboundAction]]:
         work: list[tuple[Any, OutboundAction]] = []
         for row in rows:
             try:
@@ -211,19 +287,34 @@ class Actor:
             except (ValueError, TypeError, KeyError):  # not ours to fix here: keep it leased
                 log.exception("outbox row %s cannot be read; it is retried after its lease",
                               row.id)
+        return work
+
+    def _perform(self, rows: Sequence[Any]) -> tuple[list[Performed], list[Any]]:
+        """Perform a batch: lanes side by side, each lane's actions one after another;
+        return what was performed and the rows a lane left untouched."""
+        work = self._actions(rows)
         adapters = self.adapters()
         runs = [work] if self.concurrency == 1 else lanes(work)
         if len(runs) <= 1:
-            return [done for run in runs for done in _perform_lane(adapters, self.sleep, run)]
-        if self._pool is None:  # kept across batches: starting threads per batch adds up
-            self._pool = ThreadPoolExecutor(max_workers=self.concurrency,
-                                            thread_name_prefix="firstline-act")
-        finished = list(self._pool.map(partial(_perform_lane, adapters, self.sleep), runs))
-        return [done for run in finished for done in run]
+            finished = [_perform_lane(adapters, self.sleep, run) for run in runs]
+        else:
+            finished = list(self._lane_pool().map(
+                partial(_perform_lane, adapters, self.sleep), runs))
+        return ([p for performed, _ in finished for p in performed],
+                [r for _, untouched in finished for r in untouched])
 
-    def _record(self, performed: Sequence[Performed]) -> None:
-        """Record every result of the batch in one transaction."""
+    def _record(self, performed: Sequence[Performed], untouched: Sequence[Any] = ()) -> None:
+        """Record results in one transaction (see `_outcomes`)."""
+        self._sync(performed, untouched, 0)
+
+    def _outcomes(self, performed: Sequence[Performed], untouched: Sequence[Any]
+                  ) -> list[tuple[Executable, list[dict[str, Any]]]]:
+        """Return the statements that record results: done, waiting out a backoff, dead
+        (logged; at error level for a page); rows a lane left untouched (behind an action
+        that must be retried) go back as they were before their claim."""
         now = self.clock()
+        back = [{"row_id": row.id, "at": row.next_at, "attempts": row.attempts}
+                for row in untouched]
         done: list[dict[str, Any]] = []
         waiting: list[dict[str, Any]] = []
         dead: list[dict[str, Any]] = []
@@ -242,29 +333,18 @@ class Actor:
                 log.log(level, "action %s dead: %s on %s (%s): %s", row.id, action.type,
                         action.target.key, orjson.loads(row.action).get("trigger") or "-",
                         result.detail)
-        for tries in range(RECORD_TRIES):
-            try:
-                with writer_turn(self.engine), self.engine.begin() as conn:
-                    for stmt, params in ((_DONE, done), (_WAIT, waiting), (_DEAD, dead)):
-                        if params:
-                            conn.execute(stmt, params)
-                return
-            except OperationalError:
-                # SQLite's lock was busy past its timeout: the actions took effect, so keep
-                # trying to say so; if it never works, the leases run out and the retries'
-                # checks (assignee, marker, dedup_key) find them done.
-                if tries == RECORD_TRIES - 1:
-                    log.exception("could not record actions %s; they are retried after "
-                                  "their lease", ", ".join(str(p[0].id) for p in performed))
-                    return
-                time.sleep(0.05 * (tries + 1))
+        return [(stmt, params) for stmt, params in
+                ((_DONE, done), (_WAIT, waiting), (_DEAD, dead), (_BACK, back)) if params]
 
 
 def _perform_lane(adapters: Mapping[str, OutboundAdapter], sleep: Callable[[float], None] | None,
-                  lane: Sequence[tuple[Any, OutboundAction]]) -> list[Performed]:
-    """Perform one lane's actions in order; an action that fails does not stop the next."""
+                  lane: Sequence[tuple[Any, OutboundAction]]
+                  ) -> tuple[list[Performed], list[Any]]:
+    """Perform one lane's actions in order. An action to be retried stops the lane: the
+    rest are returned untouched and wait behind it (router.act: `Actor._claim`); a done
+    or dead action lets the next one go."""
     performed: list[Performed] = []
-    for row, action in lane:
+    for n, (row, action) in enumerate(lane):
         tool = "pagerduty" if action.type in ("page", "resolve_page") else action.target.source
         adapter = adapters.get(tool)
         if adapter is None:
@@ -272,7 +352,9 @@ def _perform_lane(adapters: Mapping[str, OutboundAdapter], sleep: Callable[[floa
         else:
             result = attempt(adapter, action, sleep)
         performed.append((row, action, result))
-    return performed
+        if result.status == "retryable" and row.attempts + 1 < MAX_ATTEMPTS:
+            return performed, [later for later, _ in lane[n + 1:]]
+    return performed, []
 
 
 def lanes(work: Sequence[tuple[Any, OutboundAction]]) -> list[list[tuple[Any, OutboundAction]]]:

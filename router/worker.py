@@ -25,9 +25,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, event, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from adapters import ADAPTERS
-from router.db import make_engine
+from router.db import SQLITE_BUSY_TIMEOUT_MS, make_engine
 from router.dbledger import DbLedger, Origin
 from router.decide import decide
 from router.model import SOURCES, Decision, Event, History, PayloadError
@@ -39,6 +40,7 @@ from router.wake import Waker, run_batches
 log = logging.getLogger("firstline.worker")
 LEDGER_LOCK = 0x666C  # "fl": the advisory lock id every firstline worker takes
 MAX_ATTEMPTS = 5
+LOCK_RETRY_S = 0.001  # SQLite: how long to wait before trying the write lock again
 LINGER = 0.015  # seconds a partial batch lets the next one gather (router.wake.run_batches)
 
 Clock = Callable[[], datetime]
@@ -64,21 +66,34 @@ def writer_turn(engine: Engine) -> AbstractContextManager[object]:
 
 
 def worker_engine(url: str) -> Engine:
-    """Return an engine for the worker; on SQLite its transactions begin IMMEDIATE.
+    """Return an engine for the worker and the performer; on SQLite its transactions
+    begin IMMEDIATE, and wait for the write lock by trying again every millisecond.
 
     The worker reads, then writes: a deferred SQLite transaction would fail with
     SQLITE_BUSY_SNAPSHOT whenever ingest commits in between. Taking the write lock at BEGIN
     (SQLAlchemy's pysqlite recipe, which SAVEPOINTs need as well) makes it wait instead.
+    SQLite's own busy handler sleeps 1, 2, 5 ... 100 ms between tries: with `serve`'s
+    processes all writing, the one that slept longest kept losing the lock (a performer
+    waited seconds). Trying every millisecond takes the lock when it is let go.
     """
     engine = make_engine(url)
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
+            dbapi_connection.execute("PRAGMA busy_timeout=0")  # _begin_immediate waits
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+            while True:
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return
+                except OperationalError as exc:
+                    if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                        raise
+                time.sleep(LOCK_RETRY_S)
     return engine
 
 

@@ -48,12 +48,14 @@ UNAUTHORIZED = {"errorMessages": ["Client must be authenticated to access this r
 
 @dataclass(frozen=True)
 class Reply:
-    """One canned answer: status, JSON body (None for none), headers, delay in seconds."""
+    """One canned answer: status, JSON body (None for none), headers, delay in seconds,
+    and an event to wait for (at most 30 s) before answering."""
 
     status: int = 200
     json: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    hold: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -349,6 +351,8 @@ class _Handler(BaseHTTPRequestHandler):
             reply = standin.answer(request)
             if reply.delay or standin.latency:
                 time.sleep(reply.delay + standin.latency)
+            if reply.hold is not None:
+                reply.hold.wait(30)
         finally:
             standin.serving(-1)  # before answering: the client cannot be ahead of the count
         self._reply(reply)

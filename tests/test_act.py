@@ -4,6 +4,7 @@ each item's actions in order across performers."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -566,3 +567,64 @@ def test_a_dead_action_holds_nothing_back(engine: Engine) -> None:
         assert performer.run_once() == 1 and row(engine, assign).status == "dead"
         comment = queue(engine, "comment", JIRA_TARGET, text="handed to eng-lead")
         assert performer.run_once() == 1 and row(engine, comment).status == "done"
+
+
+def test_an_action_to_be_retried_holds_its_items_later_actions_back(
+        engine: Engine, settings: Settings, httpx_mock: HTTPXMock) -> None:
+    """Assign and comment are claimed together; the assign fails past its quick tries, so
+    the comment is not posted before it: it goes back untouched, and follows the assign
+    once that is done."""
+    gh = GitHubStandIn(GITHUB_API).install(httpx_mock)
+    issue = gh.add("acme/web", 7, ["dreyes"])
+    for _ in range(3):  # as many as the quick tries
+        gh.fail("GET", "/issues/7", httpx.Response(503, json={"message": "unavailable"}))
+    assign = queue(engine, "assign", GH_TARGET, account="eng-lead", remove=["dreyes"])
+    comment = queue(engine, "comment", GH_TARGET, text="handed to eng-lead")
+    clock = Clock()
+    performer = actor(engine, {"github": github.outbound(settings)}, clock, [])
+    assert performer.run_once() == 2
+    waiting, untouched = row(engine, assign), row(engine, comment)
+    assert (waiting.status, waiting.attempts) == ("pending", 1)
+    assert (untouched.status, untouched.attempts, untouched.next_at) == ("pending", 0, NOW)
+    assert issue.comments == []
+    assert performer.drain() == 0  # the comment waits behind the assign's backoff
+    clock.now = waiting.next_at
+    assert performer.drain() == 2
+    assert row(engine, assign).status == row(engine, comment).status == "done"
+    assert issue.assignees == ["eng-lead"] and len(issue.comments) == 1
+    assert calls(httpx_mock)[-1] == ("POST", GH_COMMENTS)  # still a first try: no GET
+
+
+def test_running_performer_records_each_lane_when_it_finishes(engine: Engine) -> None:
+    """`Actor.run` does not hold a fast item's result until a slow item in the same claim
+    is done: the fast one is recorded while the slow one is still being performed."""
+    with JiraStandin(email="bot@example.com", token="t") as standin:
+        standin.add_issue("OPS-1", "10001")
+        standin.add_issue("OPS-2", "10002")
+        release = threading.Event()
+        standin.reply("PUT", "/rest/api/2/issue/10001/assignee",
+                      Reply(204, None, hold=release))
+        settings = Settings(jira_url=standin.url, jira_email="bot@example.com",
+                            jira_api_token="t")
+        slow = queue(engine, "assign", {**JIRA_TARGET, "id": "10001", "key": "OPS-1"},
+                     account="eng-lead")
+        fast = queue(engine, "assign", {**JIRA_TARGET, "id": "10002", "key": "OPS-2"},
+                     account="eng-lead")
+        performer = Actor(engine, lambda: {"jira": jira.outbound(settings)},
+                          lambda: datetime.now(UTC), concurrency=4)
+        stop = asyncio.Event()
+        loop = asyncio.new_event_loop()
+        running = threading.Thread(target=loop.run_until_complete, args=(performer.run(stop),))
+        running.start()
+        try:
+            deadline = time.monotonic() + 30
+            while row(engine, fast).status != "done":
+                assert time.monotonic() < deadline, "the fast item was never recorded"
+                time.sleep(0.02)
+            assert row(engine, slow).status == "pending"  # still in the hands of its lane
+        finally:
+            release.set()
+            loop.call_soon_threadsafe(stop.set)
+            running.join(30)
+            loop.close()
+        assert row(engine, slow).status == "done"  # finished and recorded on the way out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -272,3 +273,36 @@ def test_a_delivery_that_breaks_its_batch_is_found_and_parked(engine: Engine,
     assert sorted(d for (d,) in rows_of_decisions(engine)) == ["after", "before"]
     assert worker.stats.decided == 2 and worker.stats.failed == 1
     assert len(rows(engine, items, items.c.item_id)) == 1  # both are one Jira issue
+
+
+def test_on_sqlite_the_worker_waits_for_the_write_lock_and_takes_it_when_let_go(
+        tmp_path: Path) -> None:
+    """Another process holds the write lock: the worker's BEGIN waits (trying again each
+    millisecond, not SQLite's sleeping busy handler) and goes on once it is let go."""
+    import sqlite3
+    import threading
+    import time
+
+    from router.db import upgrade
+
+    path = tmp_path / "locked.db"
+    upgrade(f"sqlite:///{path}")
+    engine = worker_engine(f"sqlite:///{path}")
+    other = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    began: list[bool] = []
+
+    def write() -> None:
+        with engine.begin() as conn:
+            began.append(other.in_transaction)
+            conn.execute(store.inbox.delete())
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.2)
+    assert began == []  # still waiting for the lock
+    other.execute("COMMIT")
+    writer.join(10)
+    other.close()
+    engine.dispose()
+    assert began == [False]  # it began only once the other writer had let go
