@@ -168,4 +168,5 @@ outbox = Table(
     Index(None, "status", "next_at"),
     Index(None, "decision_id"),
     Index(None, "item", "status", "id"),  # an item's earlier pending actions (router.act)
+    Index(None, "status", "id"),  # the claim: pending actions in id order (router.act)
 )
