@@ -56,3 +56,13 @@ def scope_with(paging_service_id: str | None = None, **changes: Any) -> Scope:
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def github_assigned_to_cto(sender: str = "ana-support") -> Any:
+    """The real `issues.assigned` delivery, the issue assigned to the CTO by `sender`."""
+    payload = orjson.loads(fixture_bytes("github", "issues.assigned"))
+    cto = {**payload["assignee"], "login": "dreyes"}
+    payload["assignee"] = payload["issue"]["assignee"] = cto
+    payload["issue"]["assignees"] = [cto]
+    payload["sender"] = {**payload["sender"], "login": sender}
+    return payload

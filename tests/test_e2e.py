@@ -26,7 +26,7 @@ from router.settings import Settings
 from tests.standin_github import GitHubStandIn
 from tests.standin_jira import JiraStandin
 from tests.standin_pagerduty import PagerDutyStandIn
-from tests.support import EXAMPLE_SCOPE, FIXTURES
+from tests.support import EXAMPLE_SCOPE, FIXTURES, github_assigned_to_cto
 from tests.vendors import SECRETS, signed_headers
 
 GITHUB_API = "https://api.github.test"
@@ -90,15 +90,6 @@ def settle(engine: Engine, actions: int, timeout: float = 30) -> list[tuple[str,
             return rows
         assert time.monotonic() < deadline, rows
         time.sleep(0.05)
-
-
-def github_assigned_to_cto(sender: str = "ana-support") -> Any:
-    payload = orjson.loads((FIXTURES / "github" / "issues.assigned.json").read_bytes())
-    cto = {**payload["assignee"], "login": "dreyes"}
-    payload["assignee"] = payload["issue"]["assignee"] = cto
-    payload["issue"]["assignees"] = [cto]
-    payload["sender"] = {**payload["sender"], "login": sender}
-    return payload
 
 
 def test_ticket_assigned_directly_to_the_cto_is_handed_to_its_owner(

@@ -23,8 +23,7 @@ from vendors import SECRETS, VENDOR, signed_headers
 
 from router.db import make_engine
 from router.records import decisions
-from tests.support import EXAMPLE_SCOPE, ROOT
-from tests.test_e2e import github_assigned_to_cto
+from tests.support import EXAMPLE_SCOPE, ROOT, github_assigned_to_cto
 
 GITHUB_BODY = (VENDOR / "github" / "issues.opened.json").read_bytes()
 TOKEN = "serve-test-token"
