@@ -37,6 +37,7 @@ WAKE_SOCKET = "wake.sock"
 STATS_FILE = "worker.json"
 PUBLISH_EVERY_S = 1.0
 
+
 def runtime_dir() -> Path | None:
     """The runtime directory `serve` named for its processes, if any."""
     value = os.environ.get(RUNTIME_ENV)
@@ -44,6 +45,7 @@ def runtime_dir() -> Path | None:
 
 
 def build_worker(settings: Settings, scope: Callable[[], Scope]) -> Worker:
+    """Return the worker on its own engine (router.worker.worker_engine)."""
     return Worker(worker_engine(settings.database_url), scope)
 
 
