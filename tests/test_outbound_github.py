@@ -27,6 +27,7 @@ HEADERS = {
     "Authorization": f"Bearer {TOKEN}",
     "Accept": "application/vnd.github+json",
     "X-GitHub-Api-Version": "2022-11-28",
+    "User-Agent": "firstline",  # GitHub refuses requests without one
 }
 CTO, OWNER, OTHER = "dreyes", "sokafor", "lpark"
 NOW = 1_790_000_000.0
@@ -301,6 +302,40 @@ def test_reads_follow_a_renamed_repository_but_writes_do_not(httpx_mock: HTTPXMo
            headers={"Location": f"{moved}/assignees"})
     result = adapter().perform(action("assign", account=OWNER))
     assert_failed(result, "permanent", "307", f"moved to {moved}/assignees")
+
+
+def test_a_read_redirected_without_end_is_refused(httpx_mock: HTTPXMock) -> None:
+    for n in range(6):
+        expect(httpx_mock, "GET", f"{ISSUE}?hop={n}" if n else ISSUE, status=302,
+               answer={"message": "Found"}, headers={"Location": f"{ISSUE}?hop={n + 1}"})
+    result = adapter().perform(action("assign", account=OWNER))
+    assert_failed(result, "permanent", "302", f"moved to {ISSUE}?hop=6")
+    assert len(httpx_mock.get_requests()) == 6
+
+
+def test_writes_send_json(httpx_mock: HTTPXMock) -> None:
+    body = {"body": "hello\n\n<!-- firstline:action:7 -->"}
+    expect(httpx_mock, "POST", f"{ISSUE}/comments", body, status=201, answer={"id": 1})
+    assert adapter().perform(action("comment", text="hello", first_try=True)).ok
+    assert httpx_mock.get_requests()[0].headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(("env", "proxy"), [
+    ({}, None),
+    ({"HTTPS_PROXY": "http://proxy.corp:3128"}, "http://proxy.corp:3128"),
+    ({"ALL_PROXY": "http://all.corp:3128"}, "http://all.corp:3128"),
+    ({"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "api.github.com"}, None),
+])
+def test_the_proxy_comes_from_the_environment_as_httpx_clients_take_it(
+        monkeypatch: pytest.MonkeyPatch, env: dict[str, str], proxy: str | None) -> None:
+    from adapters.github.outbound import _env_proxy
+
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy",
+                 "http_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _env_proxy(API) == proxy
 
 
 def test_a_token_echoed_by_github_is_scrubbed(httpx_mock: HTTPXMock) -> None:
