@@ -10,7 +10,6 @@ import contextlib
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,34 +43,6 @@ class Waker:
             return False
         self._event.clear()
         return True
-
-
-async def run_batches(step: Callable[[], int], waker: Waker, stop: asyncio.Event, *,
-                      full: int, idle: float = 1.0, linger: float = 0.0, what: str = "batch",
-                      after: Callable[[], None] | None = None) -> None:
-    """Run `step` (one batch, in a thread; returns how many rows it handled) until `stop`.
-
-    With nothing to do, sleep until woken or `idle` seconds pass. After a partial batch,
-    wait out `linger` seconds from its start before the next, so rows arriving meanwhile
-    share one batch: a batch's fixed cost (its transaction and a dozen statements) was
-    most of the CPU at a steady 200 deliveries/s, when every delivery came alone. A lone
-    delivery after a quiet spell still starts a batch at once. `after` runs after every
-    batch that handled rows (to wake the next stage).
-    """
-    waker.bind()
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            done = await asyncio.to_thread(step)
-        except Exception:  # the database went away: keep the service up, try again
-            log.exception("%s failed; retrying", what)
-            done = 0
-        if done and after is not None:
-            after()
-        if not done:
-            await waker.sleep(idle)
-        elif done < full and (rest := linger - (time.monotonic() - started)) > 0:
-            await asyncio.sleep(rest)
 
 
 class WakeSender:

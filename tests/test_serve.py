@@ -218,3 +218,13 @@ def test_serve_exits_when_the_http_side_cannot_start(tmp_path: Path, db_url: str
     log = running.log.read_text()
     assert "address already in use" in log.lower()
     assert "the firstline-http process exited with status" in log
+
+
+def test_a_negative_performer_count_is_refused_in_one_line(tmp_path: Path, db_url: str) -> None:
+    env = {**os.environ, "FIRSTLINE_DATABASE_URL": db_url}
+    run = subprocess.run([sys.executable, "-m", "router.cli", "serve", "--rules",
+                          str(EXAMPLE_SCOPE), "--performers", "-1"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "--performers -1: give 0 or more" in run.stderr
+    assert "Traceback" not in run.stderr
