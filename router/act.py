@@ -55,6 +55,7 @@ MAX_ATTEMPTS = 8  # durable attempts before an action is dead (about 2 hours of 
 BACKOFF_BASE = 30.0  # seconds, doubled per durable attempt, with full jitter
 BACKOFF_MAX = 3600.0
 RECORD_TRIES = 5
+RECORD_WAIT = 0.02  # seconds a finished lane's results may wait to share a transaction
 CONCURRENCY = 8  # lanes performed side by side; 1 performs a batch in id order, one by one
 CLAIM_LOCK = 0x666C6F  # "flo": the advisory lock every claim takes (not worker.LEDGER_LOCK)
 
@@ -165,54 +166,79 @@ class Actor:
             total += n
         return total
 
-    async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
-        """Perform until `stop` is set, continuously: claim whenever a lane is free and
-        actions are due (woken by the worker, or every `idle` seconds for backoffs and
-        expired leases), start each lane as soon as it is claimed, and record results as
-        lanes finish, in the same transaction as the next claim. No batch waits for its
-        slowest lane, nor the next claim for a batch."""
+    async def run(self, stop: asyncio.Event, idle: float = 1.0,
+                  record_wait: float = RECORD_WAIT) -> None:
+        """Perform until `stop` is set, continuously: claim when due actions may be
+        waiting and a lane is free, start each lane as soon as it is claimed, and record
+        finished lanes in the transaction of the next claim. No batch waits for its
+        slowest lane, nor the next claim for a batch.
+
+        Due actions may be waiting after a wake-up (the worker decided a batch), after a
+        claim that filled its batch, and every `idle` seconds (backoffs ending, expired
+        leases). Results wait at most `record_wait` seconds for others to share their
+        transaction, none when no lane is running: a transaction per finished lane was
+        a third of the performer's CPU at a steady 200 deliveries/s. Recording also
+        claims, since a recorded action may free the later actions of its item.
+        """
         self.waker.bind()
         loop = asyncio.get_running_loop()
         pool = self._lane_pool()
         results: list[Performed] = []
         released: list[Any] = []
         running = 0
+        due = True  # due actions may be waiting
+        claimed_at = unrecorded_since = loop.time()
+        stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: self.waker.nudge())
 
         def lane_done(future: asyncio.Future[tuple[list[Performed], list[Any]]]) -> None:
-            nonlocal running
+            nonlocal running, unrecorded_since
             running -= 1
             try:
                 performed, untouched = future.result()
             except Exception:  # a bug; the lane's rows are retried after their lease
                 log.exception("an outbox lane failed")
-            else:
-                results.extend(performed)
-                released.extend(untouched)
-            self.waker.wake()  # record it, and a lane is free: claim more
+                performed, untouched = [], []
+            if not results and not released:
+                unrecorded_since = loop.time()
+            results.extend(performed)
+            released.extend(untouched)
+            self.waker.nudge()  # a lane is free, and there is something to record
 
         try:
             while not (stop.is_set() and running == 0 and not results and not released):
-                want = self.batch if running < self.concurrency and not stop.is_set() else 0
-                performed, untouched = results[:], released[:]
-                results.clear()
-                released.clear()
-                rows: list[Any] = []
-                if performed or untouched or want:
+                now = loop.time()
+                free = running < self.concurrency and not stop.is_set()
+                unrecorded = bool(results or released)
+                record = unrecorded and (running == 0 or stop.is_set()
+                                         or now - unrecorded_since >= record_wait)
+                want = self.batch if free and (due or record) else 0
+                if want or record:
+                    performed, untouched = results[:], released[:]
+                    results.clear()
+                    released.clear()
+                    rows: list[Any] = []
                     try:
                         rows = await asyncio.to_thread(self._sync, performed, untouched, want)
                     except Exception:  # the database went away: keep the service up
                         log.exception("outbox claim failed; retrying")
-                if not rows:
-                    if not results and not released:
-                        await self.waker.sleep(idle)
+                        await self.waker.sleep(min(idle, 0.1))
+                    if want:
+                        due, claimed_at = len(rows) >= want, now
+                    adapters = self.adapters()
+                    for lane in lanes(self._actions(rows)):
+                        running += 1
+                        future = loop.run_in_executor(pool, _perform_lane, adapters,
+                                                      self.sleep, lane)
+                        future.add_done_callback(lane_done)
                     continue
-                adapters = self.adapters()
-                for lane in lanes(self._actions(rows)):
-                    running += 1
-                    future = loop.run_in_executor(pool, _perform_lane, adapters, self.sleep,
-                                                  lane)
-                    future.add_done_callback(lane_done)
+                wait = claimed_at + idle - now
+                if unrecorded:
+                    wait = min(wait, unrecorded_since + record_wait - now)
+                if await self.waker.sleep(wait) or loop.time() - claimed_at >= idle:
+                    due = True
         finally:
+            stopping.cancel()
             self.close()
 
     def close(self) -> None:

@@ -17,32 +17,57 @@ log = logging.getLogger("firstline.wake")
 
 
 class Waker:
-    """An asyncio.Event that threads may set; bound to the loop that sleeps on it."""
+    """An asyncio.Event that threads may set; bound to the loop that sleeps on it.
+
+    `wake` says there is new work; `nudge` (from the loop's own thread) only interrupts
+    the sleep, so the sleeper can tell a wake-up from its own bookkeeping.
+    """
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
+        self._woken = False
 
     def bind(self) -> None:
         """Attach to the running loop (call from the coroutine that will sleep)."""
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
+        self._woken = False
 
     def wake(self) -> None:
         """Wake the sleeper now; safe from any thread, a no-op before `bind`."""
-        if self._loop is not None and self._event is not None:
-            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody sleeps
-                self._loop.call_soon_threadsafe(self._event.set)
+        if self._loop is None or self._event is None:
+            return
+        try:
+            here = asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # another thread
+            here = False
+        if here:  # from the loop itself (a wake-up datagram): no self-pipe write
+            self._set()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody sleeps
+            self._loop.call_soon_threadsafe(self._set)
+
+    def nudge(self) -> None:
+        """Interrupt the sleep without a wake-up; call from the loop's own thread."""
+        if self._event is not None:
+            self._event.set()
+
+    def _set(self) -> None:
+        assert self._event is not None
+        self._woken = True
+        self._event.set()
 
     async def sleep(self, seconds: float) -> bool:
-        """Sleep until woken or `seconds` pass; tell whether it was woken."""
+        """Sleep until woken, nudged or `seconds` pass; tell whether it was woken (now or
+        while the caller was busy)."""
         assert self._event is not None, "bind() first"
-        try:
-            await asyncio.wait_for(self._event.wait(), seconds)
-        except TimeoutError:
-            return False
+        if not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), max(0.0, seconds))
         self._event.clear()
-        return True
+        woken, self._woken = self._woken, False
+        return woken
 
 
 class WakeSender:

@@ -628,3 +628,48 @@ def test_running_performer_records_each_lane_when_it_finishes(engine: Engine) ->
             running.join(30)
             loop.close()
         assert row(engine, slow).status == "done"  # finished and recorded on the way out
+
+
+def test_running_performer_records_lanes_finishing_together_in_one_transaction(
+        engine: Engine) -> None:
+    """Finished lanes wait up to `record_wait` for others and are recorded together; with
+    no lane left running they are recorded at once."""
+    with JiraStandin(email="bot@example.com", token="t") as standin:
+        for n in (1, 2, 3):
+            standin.add_issue(f"OPS-{n}", f"1000{n}")
+        release = threading.Event()
+        standin.reply("PUT", "/rest/api/2/issue/10001/assignee", Reply(204, None, hold=release))
+        settings = Settings(jira_url=standin.url, jira_email="bot@example.com",
+                            jira_api_token="t")
+        ids = [queue(engine, "assign", {**JIRA_TARGET, "id": f"1000{n}", "key": f"OPS-{n}"},
+                     account="eng-lead") for n in (1, 2, 3)]
+        performer = Actor(engine, lambda: {"jira": jira.outbound(settings)},
+                          lambda: datetime.now(UTC), concurrency=4)
+        commits: list[object] = []
+        committed = commits.append
+        event.listen(engine, "commit", committed)
+        stop = asyncio.Event()
+        loop = asyncio.new_event_loop()
+        running = threading.Thread(target=loop.run_until_complete,
+                                   args=(performer.run(stop, idle=60, record_wait=60),))
+        running.start()
+        try:
+            deadline = time.monotonic() + 30
+            while len(standin.writes()) < 3:  # all three lanes have called Jira
+                assert time.monotonic() < deadline, "the lanes never called Jira"
+                time.sleep(0.02)
+            time.sleep(0.3)  # the fast lanes are finished: their results wait
+            assert [row(engine, i).status for i in ids] == ["pending"] * 3
+            assert len(commits) == 1  # the claim only
+            release.set()
+            while row(engine, ids[0]).status != "done":
+                assert time.monotonic() < deadline, "the results were never recorded"
+                time.sleep(0.02)
+            assert [row(engine, i).status for i in ids] == ["done"] * 3
+            assert len(commits) == 2  # the three results in one transaction
+        finally:
+            release.set()
+            loop.call_soon_threadsafe(stop.set)
+            running.join(30)
+            loop.close()
+            event.remove(engine, "commit", committed)

@@ -45,3 +45,23 @@ def test_a_socket_that_cannot_be_bound_leaves_the_poll(tmp_path: Path) -> None:
         close()  # nothing was bound; closing is still safe
 
     asyncio.run(scenario())
+
+
+def test_a_nudge_interrupts_the_sleep_but_is_no_wake_up() -> None:
+    async def scenario() -> list[bool]:
+        waker = Waker()
+        waker.bind()
+        told = []
+        asyncio.get_running_loop().call_later(0.01, waker.nudge)
+        told.append(await waker.sleep(30))  # nudged: back at once, not woken
+        waker.wake()  # a wake-up while nobody sleeps is kept for the next sleep
+        told.append(await waker.sleep(30))
+        waiting = asyncio.get_running_loop().run_in_executor(None, waker.wake)
+        told.append(await waker.sleep(30))  # from another thread
+        await waiting
+        waker.nudge()
+        waker.wake()
+        told.append(await waker.sleep(30))  # both: the wake-up is not lost
+        return told
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 10)) == [False, True, True, True]
