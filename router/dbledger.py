@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Executable, Table, bindparam, select, update
+from sqlalchemy import Connection, Executable, Table, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -63,6 +63,16 @@ _ITEMS = select(items.c.item_id, items.c.key, items.c.state, items.c.history).wh
 _ARMED = select(timers.c.item_id, timers.c.trigger_id, timers.c.due_at).where(
     timers.c.source == bindparam("b_source"),
     timers.c.item_id.in_(bindparam("b_ids", expanding=True)), timers.c.armed.is_(True))
+# The open pages and the last hour's pages, in one query (most batches find none).
+_PAGES = select(escalations.c.id, escalations.c.dedup_key, escalations.c.status,
+                escalations.c.paged_at).where(
+    or_(escalations.c.status == "open", escalations.c.paged_at > bindparam("b_since")))
+_MEMBERS = select(escalation_items.c.escalation_id, escalation_items.c.source,
+                  escalation_items.c.item_id).where(
+    escalation_items.c.escalation_id.in_(bindparam("b_ids", expanding=True)),
+    escalation_items.c.open.is_(True))
+_WEEK_CHARGES = select(charges.c.source, charges.c.item_id, charges.c.hours).where(
+    charges.c.week_start == bindparam("b_week"))
 _DISARM_FIRED = update(timers).where(timers.c.id == bindparam("b_id")).values(armed=False)
 
 
@@ -113,19 +123,17 @@ class DbLedger:
         self.conn = conn
         self.scope = scope
         self.pages: dict[str, _OpenPage] = {}
-        for esc_id, key in conn.execute(select(escalations.c.id, escalations.c.dedup_key)
-                                        .where(escalations.c.status == "open")):
-            self.pages[key] = _OpenPage(esc_id)
+        self.page_times: list[datetime] = []
+        for esc_id, key, status, paged_at in conn.execute(
+                _PAGES, {"b_since": now - timedelta(hours=1)}):
+            if status == "open":
+                self.pages[key] = _OpenPage(esc_id)
+            if paged_at is not None and paged_at > now - timedelta(hours=1):
+                self.page_times.append(paged_at)
         by_id = {p.id: p for p in self.pages.values()}
         if by_id:  # members by escalation id: the primary key's index, not a table scan
-            for esc_id, source, item_id in conn.execute(
-                    select(escalation_items.c.escalation_id, escalation_items.c.source,
-                           escalation_items.c.item_id).where(
-                        escalation_items.c.escalation_id.in_(list(by_id)),
-                        escalation_items.c.open.is_(True))):
+            for esc_id, source, item_id in conn.execute(_MEMBERS, {"b_ids": list(by_id)}):
                 by_id[esc_id].members.add((source, item_id))
-        self.page_times = [at for (at,) in conn.execute(select(escalations.c.paged_at).where(
-            escalations.c.paged_at > now - timedelta(hours=1)))]
         self.weeks: dict[date, tuple[float, set[ItemId]]] = {}
         self.rows: dict[ItemId, _Item] = {}
         self._decisions: list[_Decision] = []
@@ -180,8 +188,7 @@ class DbLedger:
 
     def _week(self, week: date) -> tuple[float, set[ItemId]]:
         if week not in self.weeks:
-            rows = self.conn.execute(select(charges.c.source, charges.c.item_id,
-                                            charges.c.hours).where(charges.c.week_start == week))
+            rows = self.conn.execute(_WEEK_CHARGES, {"b_week": week})
             hours, charged = 0.0, set()
             for source, item_id, h in rows:
                 hours += h

@@ -92,6 +92,25 @@ def test_timer_fires_when_due_and_the_decision_has_no_delivery(engine: Engine) -
         ("firstline/no-owner/jira:10040", "open")]
 
 
+def test_due_timers_are_looked_for_at_most_once_a_second(engine: Engine) -> None:
+    """A timer that comes due between two looks fires at the next look, a second after
+    the last one, however many batches run in between."""
+    event = fixture_event("jira", "issue_created")
+    assert event.item is not None
+    due = event.item.created_at + timedelta(minutes=15)
+    clock = Clock(due - timedelta(milliseconds=500))
+    put(engine, "jira", "issue_created", "jira-1", clock.now)
+    worker = Worker(engine, lambda: SCOPE, clock)
+    assert worker.run_once() == 1  # the delivery, which arms the timer; and a look
+    clock.now = due + timedelta(milliseconds=300)  # due now, 0.8 s after that look
+    put(engine, "github", "issues.opened", "gh-1", clock.now, "issues")
+    assert worker.run_once() == 1  # the delivery only: too soon to look again
+    assert rows(engine, timers, timers.c.armed) == [(True,)]
+    clock.now = due + timedelta(milliseconds=500)  # a second after the last look
+    assert worker.run_once() == 1  # the timer
+    assert rows(engine, timers, timers.c.armed) == [(False,)]
+
+
 def test_out_of_order_delivery_keeps_the_newest_state(engine: Engine) -> None:
     now = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
     newer = orjson.loads(fixture_bytes("jira", "issue_updated.resolved"))
