@@ -30,7 +30,8 @@ webhook POST was sent (both CLOCK_MONOTONIC, one machine). It prints per databas
 accepted, actions observed, p50/p95/p99/max latency, the achieved send rate and the
 generator's lag behind its schedule, where the time goes (from the database's own
 timestamps and the stand-in's: ingest, waiting for the worker, waiting for the
-performer, performing), the CPU each process spent per delivery, the load average, and
+performer, performing), the CPU each process spent per delivery (firstline's also by
+process: worker, http, act0, act1 ..., from the names serve gives them), the load average, and
 checks that every accepted delivery got exactly one comment and the right assignee.
 Deliveries sent during `--warmup` are checked but not measured. After the load it waits
 for the backlog (up to `--drain` s, or until 15 s pass without a new comment), then
@@ -80,7 +81,7 @@ sys.path.insert(0, str(ROOT))
 from tests.vendors import signed_headers  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_servers import free_port, process_cpu  # noqa: E402  (shared with bench/ingest.py)
+from ingest_servers import free_port, process_cpu, process_cpu_parts  # noqa: E402  (shared with bench/ingest.py)
 
 BIN = Path(sys.executable).parent
 FIXTURE = ROOT / "tests" / "fixtures" / "vendor" / "github" / "issues.assigned.json"
@@ -494,6 +495,7 @@ class Outcome:
     refused: dict[int, int]
     stages: list[tuple[str, list[float]]]
     cpu_ms: dict[str, float]
+    parts_ms: dict[str, float]  # firstline's, by process (router.processes names them)
     github_calls: dict[str, int]
     total: int  # deliveries sent, warm-up included
     standin_ms: float
@@ -528,6 +530,7 @@ def run_one(db: str, args: argparse.Namespace, work: Path, stop: threading.Event
         deliveries = Deliveries(run)
         pids = {"firstline": server_pid, "stand-in": standin_pid, "postgres": pg_pid}
         cpu0 = {name: process_cpu(pid) for name, pid in pids.items()}
+        parts0 = process_cpu_parts(server_pid, "worker")
         gen0 = time.process_time()
         load_before = loadavg()
         print(f"[{db}] {args.warmup:g} s warm-up + {args.seconds:g} s at {args.rate:g}/s "
@@ -567,6 +570,8 @@ def run_one(db: str, args: argparse.Namespace, work: Path, stop: threading.Event
             time.sleep(0.25)
         time.sleep(0.5)  # a duplicate comment would come right after the first
         cpu = {name: process_cpu(pid) - cpu0[name] for name, pid in pids.items()}
+        parts = {name: seconds - parts0.get(name, 0.0)
+                 for name, seconds in sorted(process_cpu_parts(server_pid, "worker").items())}
         cpu["generator"] = time.process_time() - gen0
         results = control(github, "GET", "/_bench/results")
         log_lines = log_problems(work / "firstline.log")
@@ -611,6 +616,7 @@ def run_one(db: str, args: argparse.Namespace, work: Path, stop: threading.Event
         answer_p95=pct(answers, 95), missing=missing, duplicates=duplicates,
         wrong_assignee=wrong, refused=refused, stages=stages,
         cpu_ms={k: v * 1000 / n for k, v in cpu.items() if pids.get(k, 1) is not None},
+        parts_ms={k: v * 1000 / n for k, v in parts.items()},
         github_calls=results["counts"], total=n,
         standin_ms=results["handling_s"] * 1000 / max(1, results["handled"]),
         load_before=load_before, load_after=load_after,
@@ -651,6 +657,8 @@ def report(o: Outcome, rate: float) -> None:
           + f"; stand-in handling {o.standin_ms:.2f} ms per call")
     print(f"CPU ms per delivery (all {o.total}, warm-up and drain included): "
           + ", ".join(f"{k} {v:.2f}" for k, v in o.cpu_ms.items()))
+    print("  firstline by process: "
+          + ", ".join(f"{k.removeprefix('firstline-')} {v:.2f}" for k, v in o.parts_ms.items()))
     problems = [(what, ids) for what, ids in (("missing comment", o.missing),
                                              ("duplicate comment", o.duplicates),
                                              ("wrong assignee", o.wrong_assignee)) if ids]

@@ -104,25 +104,38 @@ def free_port() -> int:
 
 def process_cpu(pid: int | None) -> float:
     """Sum the user+system CPU seconds of a process and its descendants (Linux /proc)."""
+    return sum(process_cpu_parts(pid).values())
+
+
+def process_cpu_parts(pid: int | None, root: str = "main") -> dict[str, float]:
+    """CPU seconds of a process and its descendants, by part: a descendant whose name
+    (/proc/PID/comm) starts with "firstline-" starts a part, the rest count toward the
+    part they descend from, and the process itself is `root`."""
     if pid is None:
-        return 0.0
+        return {}
     children: dict[int, list[int]] = {}
     ticks: dict[int, int] = {}
+    names: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            stat = (entry / "stat").read_text()
         except OSError:  # exited meanwhile
             continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat.rsplit(")", 1)[1].split()
         ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
         children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, todo = 0, [pid]
+        names[int(entry.name)] = name
+    parts: dict[str, float] = {}
+    todo = [(pid, root)]
     while todo:
-        current = todo.pop()
-        total += ticks.get(current, 0)
-        todo += children.get(current, [])
-    return total / os.sysconf("SC_CLK_TCK")
+        current, part = todo.pop()
+        if current != pid and names.get(current, "").startswith("firstline-"):
+            part = names[current]
+        parts[part] = parts.get(part, 0.0) + ticks.get(current, 0) / os.sysconf("SC_CLK_TCK")
+        todo += [(child, part) for child in children.get(current, [])]
+    return parts
 
 
 def bare_fastapi() -> Any:

@@ -121,7 +121,7 @@ def _stop(process: BaseProcess) -> None:
 
 def http_child(host: str, port: int, workers: int, parent: int) -> None:
     """The HTTP side: uvicorn serving router.service:app_from_env (spawned process)."""
-    _die_with(parent)
+    _die_with(parent, "firstline-http")
     from router.service_cli import _logging, run_http
 
     _logging()
@@ -130,7 +130,7 @@ def http_child(host: str, port: int, workers: int, parent: int) -> None:
 
 def performer_child(k: int, parent: int) -> None:
     """Performer k: claim, perform and record outbox actions until SIGTERM (spawned)."""
-    _die_with(parent)
+    _die_with(parent, f"firstline-act{k}")
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the scope note is not its business
     from router.service_cli import _logging
 
@@ -148,13 +148,16 @@ def performer_child(k: int, parent: int) -> None:
     asyncio.run(main())
 
 
-def _die_with(parent: int) -> None:
+def _die_with(parent: int, name: str) -> None:
     """Ask the kernel for SIGTERM when the parent dies (Linux), so no HTTP side outlives
-    its worker and keeps storing deliveries nobody decides."""
+    its worker and keeps storing deliveries nobody decides; and name the process (what
+    `top`, `ps -o comm` and /proc/PID/comm show, at most 15 bytes) for whoever looks."""
     if sys.platform.startswith("linux"):
         import ctypes
 
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        pr_set_pdeathsig, pr_set_name = 1, 15
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        libc.prctl(pr_set_name, name.encode()[:15])
     if os.getppid() != parent:  # it died before we asked
         sys.exit(1)

@@ -116,7 +116,12 @@ def decided(serve: Serve, delivery_id: str) -> dict[str, Any] | None:
 
 
 def test_serve_runs_the_worker_beside_the_http_side(serve: Serve) -> None:
-    assert len(serve.children()) == 2  # the HTTP side and a performer; the worker is main
+    def names() -> list[str]:  # the HTTP side and a performer; the worker is main
+        return sorted(Path(f"/proc/{pid}/comm").read_text().strip()
+                      for pid in serve.children())
+
+    until(lambda: names() == ["firstline-act0", "firstline-http"],  # as `top` shows them
+          f"the children's names (now {names()})")
     ready = httpx.get(f"{serve.base}/readyz").json()
     assert ready["status"] == "ready" and "worker_seconds_since_beat" in ready["detail"]
     deliver(serve, "serve-1")
