@@ -175,10 +175,10 @@ class Actor:
 
         Due actions may be waiting after a wake-up (the worker decided a batch), after a
         claim that filled its batch, and every `idle` seconds (backoffs ending, expired
-        leases). Results wait at most `record_wait` seconds for others to share their
-        transaction, none when no lane is running: a transaction per finished lane was
-        a third of the performer's CPU at a steady 200 deliveries/s. Recording also
-        claims, since a recorded action may free the later actions of its item.
+        leases). Results wait at most `record_wait` seconds for other results and the next
+        claim to share their transaction: a transaction per finished lane was a third of
+        the performer's CPU at a steady 200 deliveries/s. Recording also claims, since a
+        recorded action may free the later actions of its item.
         """
         self.waker.bind()
         loop = asyncio.get_running_loop()
@@ -210,8 +210,7 @@ class Actor:
                 now = loop.time()
                 free = running < self.concurrency and not stop.is_set()
                 unrecorded = bool(results or released)
-                record = unrecorded and (running == 0 or stop.is_set()
-                                         or now - unrecorded_since >= record_wait)
+                record = unrecorded and (stop.is_set() or now - unrecorded_since >= record_wait)
                 want = self.batch if free and (due or record) else 0
                 if want or record:
                     performed, untouched = results[:], released[:]
