@@ -8,7 +8,7 @@ One command, bounded in time (per database: about 10 s of start-up, warm-up + se
 load, at most `--drain` seconds of waiting for the last actions), loopback only. For each
 database it starts, on 127.0.0.1:
 
-- a GitHub REST stand-in (bench/e2e_standin.py, its own process: a threaded http.server
+- a GitHub REST stand-in (bench/e2e_standin.py, its own process: asyncio and httptools,
   with in-memory issues) that records when each `POST .../comments` arrives;
 - for PostgreSQL, a throwaway server from scripts/pg-test-server with its durable
   defaults, then `firstline db upgrade`; for SQLite, a database file in a temp dir;

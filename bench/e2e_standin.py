@@ -3,8 +3,10 @@
     .venv/bin/python bench/e2e_standin.py --token TOKEN   # prints its port, then serves
 
 Runs in its own process (so it never shares a GIL with the load generator or firstline),
-on 127.0.0.1 only, a threaded `http.server` speaking HTTP/1.1 with keep-alive. State is
-in memory, per issue, as GitHub keeps it:
+on 127.0.0.1 only: one thread, an asyncio server parsing HTTP/1.1 with httptools, with
+keep-alive; each request is answered as soon as it is complete, so in order on its
+connection. It shares a small machine with what is measured, so it spends as little CPU
+per request as it can. State is in memory, per issue, as GitHub keeps it:
 
     GET    /repos/{owner}/{repo}/issues/{n}             the issue (assignees, labels)
     POST   /repos/{owner}/{repo}/issues/{n}/assignees   add assignees    (201, the issue)
@@ -27,16 +29,21 @@ webhook in -> comment out. Bench-only control routes:
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import re
 import sys
-import threading
 import time
+import traceback
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http import HTTPStatus
+from typing import Any, cast
+
+import httptools
 
 _ISSUE = re.compile(r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)(?P<rest>/[a-z]+)?")
+_METHODS = frozenset({b"GET", b"POST", b"DELETE"})
 
 
 @dataclass
@@ -52,125 +59,74 @@ class Issue:
 
 
 class State:
+    """Everything the stand-in knows. Only the event loop's thread touches it: no lock."""
+
     def __init__(self, token: str) -> None:
         self.token = token
-        self.lock = threading.Lock()
         self.issues: dict[tuple[str, int], Issue] = {}
         self.counts: dict[str, int] = {}
         self.handling_s = 0.0  # time from request arrival to answer written, summed
         self.handled = 0
         self.unauthorized = 0
 
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, state: State) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.state = state
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the adapter's httpx client expects
-    # One write per answer, sent at once: headers and body written separately, with Nagle
-    # on, meet the client's delayed ACK and cost 40 ms per request on Linux.
-    wbufsize = 1 << 16  # flushed by handle_one_request after each answer
-    disable_nagle_algorithm = True
-    server: Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # no access log: it would cost more than the answers
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        mono, wall = time.monotonic(), time.time()
-        state = self.server.state
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        path = self.path.split("?", 1)[0]
+    def answer(self, method: str, path: str, authorization: str | None, raw: bytes,
+               mono: float, wall: float) -> tuple[int, Any]:
         if path.startswith("/_bench/"):
-            status, answer = self._control(method, path, raw)
-        elif self.headers.get("Authorization") != f"Bearer {state.token}":
-            with state.lock:
-                state.unauthorized += 1
-            status, answer = 401, {"message": "Bad credentials"}
-        else:
-            status, answer = self._github(method, path, raw, mono, wall)
-        body = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-        with state.lock:
-            state.handling_s += time.monotonic() - mono
-            state.handled += 1
+            return self._control(method, path, raw)
+        if authorization != f"Bearer {self.token}":
+            self.unauthorized += 1
+            return 401, {"message": "Bad credentials"}
+        return self._github(method, path, raw, mono, wall)
 
     def _github(self, method: str, path: str, raw: bytes, mono: float,
                 wall: float) -> tuple[int, Any]:
-        state = self.server.state
         match = _ISSUE.fullmatch(path)
         rest = (match["rest"] or "") if match else "?"
         route = f"{method} issue{rest}"
-        with state.lock:
-            state.counts[route] = state.counts.get(route, 0) + 1
-            issue = state.issues.get((match["repo"], int(match["n"]))) if match else None
-            if issue is None:
-                return 404, {"message": "Not Found"}
-            issue.requests += 1
-            if issue.first_mono is None:
-                issue.first_mono, issue.first_wall = mono, wall
-            body = json.loads(raw) if raw else {}
-            if (method, rest) == ("GET", ""):
-                return 200, _issue_json(issue)
-            if (method, rest) == ("POST", "/assignees"):
-                issue.assignees += [a for a in body["assignees"] if a not in issue.assignees]
-                return 201, _issue_json(issue)
-            if (method, rest) == ("DELETE", "/assignees"):
-                issue.assignees = [a for a in issue.assignees if a not in body["assignees"]]
-                return 200, _issue_json(issue)
-            if (method, rest) == ("GET", "/comments"):
-                return 200, [{"id": i + 1, "body": b} for i, b in enumerate(issue.comments)]
-            if (method, rest) == ("POST", "/comments"):
-                issue.comment_mono.append(mono)
-                issue.comment_wall.append(wall)
-                issue.comments.append(body["body"])
-                return 201, {"id": len(issue.comments), "body": body["body"]}
-            return 404, {"message": f"no route {method} {rest}"}
+        self.counts[route] = self.counts.get(route, 0) + 1
+        issue = self.issues.get((match["repo"], int(match["n"]))) if match else None
+        if issue is None:
+            return 404, {"message": "Not Found"}
+        issue.requests += 1
+        if issue.first_mono is None:
+            issue.first_mono, issue.first_wall = mono, wall
+        body = json.loads(raw) if raw else {}
+        if (method, rest) == ("GET", ""):
+            return 200, _issue_json(issue)
+        if (method, rest) == ("POST", "/assignees"):
+            issue.assignees += [a for a in body["assignees"] if a not in issue.assignees]
+            return 201, _issue_json(issue)
+        if (method, rest) == ("DELETE", "/assignees"):
+            issue.assignees = [a for a in issue.assignees if a not in body["assignees"]]
+            return 200, _issue_json(issue)
+        if (method, rest) == ("GET", "/comments"):
+            return 200, [{"id": i + 1, "body": b} for i, b in enumerate(issue.comments)]
+        if (method, rest) == ("POST", "/comments"):
+            issue.comment_mono.append(mono)
+            issue.comment_wall.append(wall)
+            issue.comments.append(body["body"])
+            return 201, {"id": len(issue.comments), "body": body["body"]}
+        return 404, {"message": f"no route {method} {rest}"}
 
     def _control(self, method: str, path: str, raw: bytes) -> tuple[int, Any]:
-        state = self.server.state
         if (method, path) == ("POST", "/_bench/issues"):
             spec = json.loads(raw)
-            with state.lock:
-                for n in range(spec["first"], spec["first"] + spec["count"]):
-                    state.issues[(spec["repo"], n)] = Issue(list(spec["assignees"]))
+            for n in range(spec["first"], spec["first"] + spec["count"]):
+                self.issues[(spec["repo"], n)] = Issue(list(spec["assignees"]))
             return 201, {"created": spec["count"]}
         if (method, path) == ("GET", "/_bench/results"):
-            with state.lock:
-                issues = {str(n): {"first_mono": i.first_mono, "first_wall": i.first_wall,
-                                   "comment_mono": i.comment_mono,
-                                   "comment_wall": i.comment_wall,
-                                   "comments": i.comments, "assignees": i.assignees,
-                                   "requests": i.requests}
-                          for (_, n), i in state.issues.items()}
-                return 200, {"issues": issues, "counts": state.counts,
-                             "handling_s": state.handling_s, "handled": state.handled,
-                             "unauthorized": state.unauthorized}
+            issues = {str(n): {"first_mono": i.first_mono, "first_wall": i.first_wall,
+                               "comment_mono": i.comment_mono,
+                               "comment_wall": i.comment_wall,
+                               "comments": i.comments, "assignees": i.assignees,
+                               "requests": i.requests}
+                      for (_, n), i in self.issues.items()}
+            return 200, {"issues": issues, "counts": self.counts,
+                         "handling_s": self.handling_s, "handled": self.handled,
+                         "unauthorized": self.unauthorized}
         if (method, path) == ("GET", "/_bench/progress"):
-            with state.lock:
-                done = sum(1 for i in state.issues.values() if i.comment_mono)
-            return 200, {"commented": done, "handled": state.handled}
+            done = sum(1 for i in self.issues.values() if i.comment_mono)
+            return 200, {"commented": done, "handled": self.handled}
         return 404, {"message": "no such control route"}
 
 
@@ -179,19 +135,106 @@ def _issue_json(issue: Issue) -> dict[str, Any]:
             "labels": [{"name": x} for x in issue.labels]}
 
 
+class Connection(asyncio.Protocol):
+    """One client connection. httptools calls the on_* methods from inside feed_data;
+    a request is answered in on_message_complete, before the parser reads on, which
+    keeps answers in request order even when requests are pipelined."""
+
+    transport: asyncio.Transport
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.parser = httptools.HttpRequestParser(self)
+        self.mono = self.wall = 0.0
+        self.url = b""
+        self.authorization: bytes | None = None
+        self.body: list[bytes] = []
+        self.keep_alive = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # from create_server: TCP
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.transport.close()  # the request was answered; we speak nothing else
+        except httptools.HttpParserCallbackError:
+            # A request we failed on (a body without the fields its route needs): the
+            # traceback on stderr and the connection dropped, as http.server did.
+            traceback.print_exc()  # the route's own error first: it is the context
+            self.transport.close()
+        except httptools.HttpParserError:
+            # llhttp refuses bytes after an answered `Connection: close`: not an error.
+            if not self.transport.is_closing():
+                self._write(400, {"message": "Bad Request"}, keep_alive=False)
+
+    def on_message_begin(self) -> None:
+        # The request's arrival: before its URL, headers and body are read, so a comment
+        # POST's recorded time does not include the time its body takes to come in.
+        self.mono, self.wall = time.monotonic(), time.time()
+        self.url = b""
+        self.authorization = None
+        self.body = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url  # llhttp may hand the URL over in pieces, as it arrives
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.authorization is None and name.lower() == b"authorization":
+            self.authorization = value
+
+    def on_headers_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method()
+        if method not in _METHODS:  # what http.server answered for a method without do_X
+            self._write(501, {"message": f"Unsupported method ({method.decode()!r})"},
+                        self.keep_alive)
+            return
+        state = self.state
+        path = self.url.decode("latin-1").split("?", 1)[0]
+        authorization = self.authorization.decode("latin-1") if self.authorization else None
+        status, answer = state.answer(method.decode(), path, authorization,
+                                      b"".join(self.body), self.mono, self.wall)
+        self._write(status, answer, self.keep_alive)
+        state.handling_s += time.monotonic() - self.mono
+        state.handled += 1
+
+    def _write(self, status: int, answer: Any, keep_alive: bool) -> None:
+        body = json.dumps(answer).encode()
+        # One write, so one send() and one segment per answer: asyncio sends each write
+        # at once, with Nagle off.
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
+            b"Content-Length: %d\r\n%s\r\n%s"
+            % (status, HTTPStatus(status).phrase.encode(), len(body),
+               b"" if keep_alive else b"Connection: close\r\n", body))
+        if not keep_alive:
+            self.transport.close()  # after what is buffered has been sent
+
+
+async def serve(token: str) -> None:
+    state = State(token)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: Connection(state), "127.0.0.1", 0,
+                                      backlog=128)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    sys.stdout.close()
+    async with server:
+        await server.serve_forever()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--token", required=True)
     args = parser.parse_args()
-    server = Server(State(args.token))
-    print(server.server_address[1], flush=True)
-    sys.stdout.close()
-    try:
-        server.serve_forever(poll_interval=0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.token))
 
 
 if __name__ == "__main__":
