@@ -1,7 +1,8 @@
 """Benchmark webhook in -> action observed: signed GitHub deliveries to a comment at a stand-in.
 
     .venv/bin/python bench/e2e.py [--rate 200] [--seconds 30] [--db sqlite|postgresql|both]
-                                  [--warmup 3] [--drain 240] [--workers N] [--performers N] [--keep]
+                                  [--warmup 3] [--drain 240] [--workers N] [--performers N]
+                                  [--concurrency N] [--keep]
                                   [--profile DIR [--profile-mode gil|cpu|wall]]
 
 One command, bounded in time (per database: about 10 s of start-up, warm-up + seconds of
@@ -183,8 +184,8 @@ def postgres(work: Path) -> Iterator[tuple[str, int]]:
 
 @contextmanager
 def firstline(work: Path, db_url: str, github: str,
-              workers: int | None, performers: int | None = None
-              ) -> Iterator[tuple[str, int]]:
+              workers: int | None, performers: int | None = None,
+              concurrency: int | None = None) -> Iterator[tuple[str, int]]:
     """Run `firstline serve` in enforce mode against the stand-in; yield its URL and pid."""
     rules = work / "scope.yaml"
     text = SCOPE.read_text()
@@ -193,7 +194,8 @@ def firstline(work: Path, db_url: str, github: str,
     env = child_env({"FIRSTLINE_DATABASE_URL": db_url, "FIRSTLINE_RULES": str(rules),
                      "FIRSTLINE_GITHUB_API_URL": github, "FIRSTLINE_GITHUB_TOKEN": TOKEN,
                      "FIRSTLINE_GITHUB_WEBHOOK_SECRET": SECRET,
-                     "FIRSTLINE_API_TOKEN": "bench-api-token"})
+                     "FIRSTLINE_API_TOKEN": "bench-api-token",
+                     **({"FIRSTLINE_OUTBOX_CONCURRENCY": str(concurrency)} if concurrency else {})})
     log = work / "firstline.log"
     if db_url.startswith("postgresql"):
         done = subprocess.run([str(BIN / "firstline"), "db", "upgrade"], env=env, cwd=work,
@@ -524,7 +526,7 @@ def run_one(db: str, args: argparse.Namespace, work: Path, stop: threading.Event
             db_url = f"sqlite:///{work / 'firstline.db'}"
         print(f"[{db}] starting firstline serve ...", file=sys.stderr)
         base, server_pid = stack.enter_context(
-            firstline(work, db_url, github, args.workers, args.performers))
+            firstline(work, db_url, github, args.workers, args.performers, args.concurrency))
         control(github, "POST", "/_bench/issues",
                 {"repo": REPO, "first": 1, "count": count, "assignees": [CTO]})
         deliveries = Deliveries(run)
@@ -687,6 +689,8 @@ def main() -> int:
                         help="keep the temp dir (logs, SQLite database) and print its path")
     parser.add_argument("--workers", type=int, default=None,
                         help="pass --workers N to firstline serve (default: its own default)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="FIRSTLINE_OUTBOX_CONCURRENCY for serve (default: its own)")
     parser.add_argument("--performers", type=int, default=PERFORMERS,
                         help="pass --performers N to firstline serve (default %(default)s; "
                         "one performer process tops out near 200 GitHub reassignments/s)")
