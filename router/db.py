@@ -16,12 +16,17 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # Senders give up after 5-10 s (SPEC §6 table); fail well before so they get a 503.
 PG_CONNECT_TIMEOUT_S = 3
+# The tables the worker and performers query every batch, which grow from nothing.
+BUSY_TABLES = ("inbox", "outbox", "items", "decisions", "timers")
+_CHANGED = text("SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+                "AND relname = ANY(:names) "
+                "AND n_mod_since_analyze >= GREATEST(n_live_tup, :least) ORDER BY relname")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -50,6 +55,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def analyze_changed(conn: Connection, least: int = 500) -> list[str]:
+    """ANALYZE the busy tables (PostgreSQL) that changed more since their last ANALYZE
+    than they now hold, and at least `least` rows; return their names.
+
+    psycopg prepares a statement on the server after its fifth run, and PostgreSQL then
+    keeps the plan it made while the tables were nearly empty: sequential scans and
+    nested loops over the whole outbox. On a new database a claim came to read 8,000
+    pages (28 ms) and PostgreSQL's CPU per delivery went from 1.5 to 3.7-7 ms, until
+    autovacuum's ANALYZE, which looks about once a minute, replaced the plans. An ANALYZE
+    is what makes PostgreSQL plan again; once the tables hold real data, the plans stay
+    good as they grow, and this finds nothing to do.
+    """
+    names = [name for (name,) in conn.execute(_CHANGED, {"names": list(BUSY_TABLES),
+                                                          "least": least})]
+    if names:  # names from BUSY_TABLES only
+        conn.exec_driver_sql("ANALYZE " + ", ".join(names))
+    return names
 
 
 def alembic_config() -> Config:

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, bindparam, event, select, text, updat
 from sqlalchemy.exc import OperationalError
 
 from adapters import ADAPTERS
-from router.db import SQLITE_BUSY_TIMEOUT_MS, make_engine
+from router.db import SQLITE_BUSY_TIMEOUT_MS, analyze_changed, make_engine
 from router.dbledger import DbLedger, Origin
 from router.decide import decide
 from router.model import SOURCES, Decision, Event, History, PayloadError
@@ -43,6 +43,7 @@ MAX_ATTEMPTS = 5
 LOCK_RETRY_S = 0.001  # SQLite: how long to wait before trying the write lock again
 LINGER = 0.015  # seconds a partial batch lets the next one gather (Worker.run)
 TIMER_CHECK = timedelta(seconds=1)  # due timers are looked for at most this often
+STATISTICS_EVERY = 5.0  # seconds between looks at PostgreSQL's statistics (db.analyze_changed)
 
 Clock = Callable[[], datetime]
 
@@ -184,6 +185,7 @@ class Worker:
         still starts a batch at once.
         """
         self.waker.bind()
+        statistics_at = time.monotonic()
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -191,12 +193,26 @@ class Worker:
             except Exception:  # the database went away: keep the service up, try again
                 log.exception("worker batch failed; retrying")
                 done = 0
+            if self.engine.dialect.name == "postgresql" and started >= statistics_at:
+                statistics_at = started + STATISTICS_EVERY
+                try:
+                    await asyncio.to_thread(self.keep_statistics)
+                except Exception:  # not the owner, say: the plans wait for autovacuum
+                    log.warning("could not ANALYZE the busy tables", exc_info=True)
             if done and self.on_batch is not None:
                 self.on_batch()  # decisions may have queued actions
             if not done:
                 await self.waker.sleep(idle)
             elif done < self.batch and (rest := linger - (time.monotonic() - started)) > 0:
                 await asyncio.sleep(rest)
+
+    def keep_statistics(self) -> list[str]:
+        """ANALYZE the busy tables that outgrew their statistics (router.db.analyze_changed)."""
+        with self.engine.begin() as conn:
+            analyzed = analyze_changed(conn)
+        if analyzed:
+            log.info("analyzed %s: they outgrew their statistics", ", ".join(analyzed))
+        return analyzed
 
     def _lock(self, conn: Connection) -> None:
         # SQLite: `worker_engine` already began the transaction IMMEDIATE (the write lock).

@@ -325,3 +325,29 @@ def test_on_sqlite_the_worker_waits_for_the_write_lock_and_takes_it_when_let_go(
     other.close()
     engine.dispose()
     assert began == [False]  # it began only once the other writer had let go
+
+
+def test_busy_tables_that_outgrew_their_statistics_are_analyzed(engine: Engine) -> None:
+    """On PostgreSQL a new database's plans were made for empty tables; the worker
+    ANALYZEs a busy table once it changed more than it held at its last ANALYZE."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's statistics")
+    worker = Worker(engine, lambda: SCOPE)
+
+    def grow(n: int) -> None:
+        received = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
+        with engine.begin() as conn:
+            store.insert_deliveries(conn, [store.Delivery(
+                "github", f"d-{i}-{n}", "issues", "{}", b"{}", received) for i in range(n)])
+            conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")  # counters now
+
+    grow(100)
+    assert worker.keep_statistics() == []  # too few changes to matter
+    grow(600)
+    assert worker.keep_statistics() == ["inbox"]
+    with engine.connect() as conn:  # what the planner now knows of it
+        known = conn.exec_driver_sql("SELECT reltuples FROM pg_class "
+                                     "WHERE oid = to_regclass('inbox')").scalar()
+    assert known == 700
+    grow(600)  # 600 more on 700: not more than it held
+    assert worker.keep_statistics() == []
