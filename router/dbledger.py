@@ -124,11 +124,11 @@ class DbLedger:
         self.scope = scope
         self.pages: dict[str, _OpenPage] = {}
         self.page_times: list[datetime] = []
-        for esc_id, key, status, paged_at in conn.execute(
-                _PAGES, {"b_since": now - timedelta(hours=1)}):
+        hour_ago = now - timedelta(hours=1)
+        for esc_id, key, status, paged_at in conn.execute(_PAGES, {"b_since": hour_ago}):
             if status == "open":
                 self.pages[key] = _OpenPage(esc_id)
-            if paged_at is not None and paged_at > now - timedelta(hours=1):
+            if paged_at > hour_ago:  # an open page may be older
                 self.page_times.append(paged_at)
         by_id = {p.id: p for p in self.pages.values()}
         if by_id:  # members by escalation id: the primary key's index, not a table scan

@@ -371,14 +371,6 @@ class _Tally:
         self.latency += latency.total_seconds()
         self.count(outcome)
 
-    def merge(self, other: _Tally) -> None:
-        self.n_decided += other.n_decided
-        self.failed += other.failed
-        self.timers_fired += other.timers_fired
-        self.latency += other.latency
-        for outcome, n in other.outcomes.items():
-            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
-
     def add_to(self, stats: WorkerStats) -> None:
         stats.decided += self.n_decided
         stats.failed += self.failed

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -189,13 +190,17 @@ def test_a_delivery_that_keeps_failing_is_parked_not_lost(engine: Engine) -> Non
     put(engine, "github", "ping", "fine", now, event_type="ping")
     worker = Worker(engine, lambda: SCOPE, Clock(now))
     worker.drain()
-    with engine.connect() as conn:
-        rows = {r.delivery_id: r for r in conn.execute(select(store.inbox))}
+    rows = inbox_by_delivery(engine)
     assert rows["odd"].status == "failed" and rows["odd"].attempts == MAX_ATTEMPTS
     assert "unknown source 'gitlab'" in rows["odd"].error
     assert rows["fine"].status == "done" and worker.stats.failed == 1
     decided = [d for (d,) in rows_of_decisions(engine)]
     assert decided == ["fine"]
+
+
+def inbox_by_delivery(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return {r.delivery_id: r for r in conn.execute(select(store.inbox))}
 
 
 def rows_of_decisions(engine: Engine) -> list[tuple[object]]:
@@ -284,8 +289,7 @@ def test_a_delivery_that_breaks_its_batch_is_found_and_parked(engine: Engine,
     put(engine, "jira", "issue_updated.resolved", "after", now)
     worker = Worker(engine, lambda: SCOPE, Clock(now))
     worker.drain()
-    with engine.connect() as conn:
-        inbox = {r.delivery_id: r for r in conn.execute(select(store.inbox))}
+    inbox = inbox_by_delivery(engine)
     assert inbox["poison"].status == "failed" and inbox["poison"].attempts == MAX_ATTEMPTS
     assert "poisoned" in inbox["poison"].error
     assert inbox["before"].status == inbox["after"].status == "done"
