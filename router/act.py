@@ -216,12 +216,14 @@ class Actor:
                     performed, untouched = results[:], released[:]
                     results.clear()
                     released.clear()
-                    rows: list[Any] = []
                     try:
                         rows = await asyncio.to_thread(self._sync, performed, untouched, want)
                     except Exception:  # the database went away: keep the service up
                         log.exception("outbox claim failed; retrying")
-                        await self.waker.sleep(min(idle, 0.1))
+                        results[:0], released[:0] = performed, untouched  # record them later
+                        if await self.waker.sleep(min(idle, 0.1)):
+                            due = True  # a wake-up came meanwhile
+                        continue  # `due` unchanged: the failed claim is tried again
                     if want:
                         due, claimed_at = len(rows) >= want, now
                     adapters = self.adapters()

@@ -672,3 +672,37 @@ def test_running_performer_records_lanes_finishing_together_in_one_transaction(
             running.join(30)
             loop.close()
             event.remove(engine, "commit", committed)
+
+
+def test_a_running_performer_claims_again_soon_after_the_database_failed(
+        engine: Engine) -> None:
+    """A claim that fails (here: the outbox is gone for a moment) is tried again within a
+    fraction of a second, not at the next idle poll (a minute here)."""
+    with JiraStandin(email="bot@example.com", token="t") as standin:
+        standin.add_issue("OPS-1", "10001")
+        settings = Settings(jira_url=standin.url, jira_email="bot@example.com",
+                            jira_api_token="t")
+        action = queue(engine, "assign", {**JIRA_TARGET, "id": "10001", "key": "OPS-1"},
+                       account="eng-lead")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE outbox RENAME TO outbox_away")
+        performer = Actor(engine, lambda: {"jira": jira.outbound(settings)},
+                          lambda: datetime.now(UTC), concurrency=4)
+        stop = asyncio.Event()
+        loop = asyncio.new_event_loop()
+        running = threading.Thread(target=loop.run_until_complete,
+                                   args=(performer.run(stop, idle=60),))
+        running.start()
+        try:
+            time.sleep(1.5)  # claims fail meanwhile (SQLite: after its record tries)
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE outbox_away RENAME TO outbox")
+            deadline = time.monotonic() + 20
+            while row(engine, action).status != "done":
+                assert time.monotonic() < deadline, "the claim was not tried again"
+                time.sleep(0.05)
+        finally:
+            loop.call_soon_threadsafe(stop.set)
+            running.join(30)
+            loop.close()
+        assert [r.path for r in standin.writes()] == ["/rest/api/2/issue/10001/assignee"]
