@@ -74,9 +74,13 @@ _CLAIMABLE = (select(outbox)
                      ~_HELD_BACK)
               .order_by(outbox.c.id).limit(bindparam("batch")))
 
-# One prepared statement per outcome, each run once per batch with every row's parameters.
-_DONE = (update(outbox).where(outbox.c.id == bindparam("row_id"))
+# Built once. Done rows share their values, so they are one statement (one round trip
+# and one execution: per-row UPDATEs were most of the statements PostgreSQL ran at a
+# steady 200 deliveries/s); the rarer outcomes run once per batch with each row's values.
+_DONE = (update(outbox).where(outbox.c.id.in_(bindparam("row_ids", expanding=True)))
          .values(status="done", done_at=bindparam("at"), last_error=None))
+_LEASE = (update(outbox).where(outbox.c.id.in_(bindparam("row_ids", expanding=True)))
+          .values(next_at=bindparam("until"), attempts=outbox.c.attempts + 1))
 _WAIT = (update(outbox).where(outbox.c.id == bindparam("row_id"))
          .values(next_at=bindparam("at"), last_error=bindparam("error")))
 _DEAD = (update(outbox).where(outbox.c.id == bindparam("row_id"))
@@ -302,8 +306,7 @@ class Actor:
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(conn.execute(stmt, {"now": now, "batch": want}).all())
         if rows:
-            conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
-                         .values(next_at=now + LEASE, attempts=outbox.c.attempts + 1))
+            conn.execute(_LEASE, {"row_ids": [r.id for r in rows], "until": now + LEASE})
         return rows
 
     def _actions(self, rows: Sequence[Any]) -> list[tuple[Any, OutboundAction]]:
@@ -335,20 +338,20 @@ class Actor:
         self._sync(performed, untouched, 0)
 
     def _outcomes(self, performed: Sequence[Performed], untouched: Sequence[Any]
-                  ) -> list[tuple[Executable, list[dict[str, Any]]]]:
+                  ) -> list[tuple[Executable, list[dict[str, Any]] | dict[str, Any]]]:
         """Return the statements that record results: done, waiting out a backoff, dead
         (logged; at error level for a page); rows a lane left untouched (behind an action
         that must be retried) go back as they were before their claim."""
         now = self.clock()
         back = [{"row_id": row.id, "at": row.next_at, "attempts": row.attempts}
                 for row in untouched]
-        done: list[dict[str, Any]] = []
+        done: list[int] = []
         waiting: list[dict[str, Any]] = []
         dead: list[dict[str, Any]] = []
         for row, action, result in performed:
             attempts = row.attempts + 1
             if result.ok:
-                done.append({"row_id": row.id, "at": now})
+                done.append(row.id)
                 self.done += 1
             elif result.status == "retryable" and attempts < MAX_ATTEMPTS:
                 wait = timedelta(seconds=backoff(attempts, result.retry_after))
@@ -360,8 +363,12 @@ class Actor:
                 log.log(level, "action %s dead: %s on %s (%s): %s", row.id, action.type,
                         action.target.key, orjson.loads(row.action).get("trigger") or "-",
                         result.detail)
-        return [(stmt, params) for stmt, params in
-                ((_DONE, done), (_WAIT, waiting), (_DEAD, dead), (_BACK, back)) if params]
+        writes: list[tuple[Executable, list[dict[str, Any]] | dict[str, Any]]] = []
+        if done:
+            writes.append((_DONE, {"row_ids": done, "at": now}))
+        writes += [(stmt, params) for stmt, params in
+                   ((_WAIT, waiting), (_DEAD, dead), (_BACK, back)) if params]
+        return writes
 
 
 def _perform_lane(adapters: Mapping[str, OutboundAdapter], sleep: Callable[[float], None] | None,
