@@ -34,6 +34,7 @@ from router.settings import Settings
 from router.wake import WakeSender
 
 STOP_WAIT_S = 15.0  # for the HTTP side to finish its requests before it is killed
+RUNTIME_PREFIX = "firstline-serve-"  # then serve's pid: firstline-serve-1234-k2j4x9
 
 log = logging.getLogger("firstline.serve")
 
@@ -44,7 +45,8 @@ def serve_split(settings: Settings, host: str, port: int, workers: int,
     `performers` 0 the outbox is performed in this process, beside the worker."""
     from router.service import ScopeHolder
 
-    runtime = Path(tempfile.mkdtemp(prefix="firstline-"))
+    _forget_dead_runtimes(Path(tempfile.gettempdir()))
+    runtime = Path(tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{os.getpid()}-"))
     os.environ[RUNTIME_ENV] = str(runtime)  # the children inherit it
     holder = ScopeHolder(settings)
     if performers:
@@ -112,6 +114,25 @@ def serve_split(settings: Settings, host: str, port: int, workers: int,
                 child.join()
         shutil.rmtree(runtime, ignore_errors=True)
     return 1 if failed else 0
+
+
+def _forget_dead_runtimes(tmp: Path) -> None:
+    """Remove the runtime directories of `serve` processes that are gone: one killed with
+    SIGKILL (or by the OOM killer) cannot remove its own, and each would stay in /tmp."""
+    for path in tmp.glob(f"{RUNTIME_PREFIX}*-*"):
+        pid = path.name.removeprefix(RUNTIME_PREFIX).partition("-")[0]
+        if pid.isdigit() and path.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _stop(process: BaseProcess) -> None:

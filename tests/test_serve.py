@@ -92,9 +92,13 @@ def running(serve: Serve) -> Iterator[Serve]:
         until(lambda: httpx.get(f"{serve.base}/readyz").status_code == 200, "/readyz")
         yield serve
     finally:
-        if serve.process.poll() is None:
-            serve.process.kill()
-            serve.process.wait(timeout=WAIT_S)
+        if serve.process.poll() is None:  # as a supervisor stops it: SIGTERM, then SIGKILL
+            serve.process.terminate()
+            try:
+                serve.process.wait(timeout=WAIT_S)
+            except subprocess.TimeoutExpired:
+                serve.process.kill()
+                serve.process.wait(timeout=WAIT_S)
 
 
 @pytest.fixture
@@ -169,6 +173,30 @@ def test_no_child_outlives_a_killed_worker(serve: Serve) -> None:
     serve.process.kill()
     serve.process.wait(timeout=WAIT_S)
     until(lambda: all(gone(c) for c in children), "the children to exit")
+
+
+def test_a_killed_serve_leaves_no_runtime_directory_behind(tmp_path: Path, db_url: str
+                                                          ) -> None:
+    """Its wake-up sockets live in a directory of its own in TMPDIR; SIGKILL leaves that
+    behind, so the next `serve` removes those of processes that are gone (only those)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    mine = tmp / f"firstline-serve-{os.getpid()}-alive"  # a live process's: kept
+    mine.mkdir()
+
+    def runtimes(serve: Serve) -> list[Path]:
+        return list(tmp.glob(f"firstline-serve-{serve.process.pid}-*"))
+
+    with running(start(tmp_path, db_url, TMPDIR=str(tmp))) as first:
+        killed = runtimes(first)
+        assert len(killed) == 1 and (killed[0] / "wake.sock").exists()
+        first.process.kill()
+        first.process.wait(timeout=WAIT_S)
+    assert killed[0].exists()
+    with running(start(tmp_path, db_url, TMPDIR=str(tmp))) as second:
+        assert not killed[0].exists() and mine.exists()
+        assert len(runtimes(second)) == 1
+    assert runtimes(second) == [] and mine.exists()  # SIGTERM: it removed its own
 
 
 def test_a_performer_that_dies_stops_serve(serve: Serve) -> None:
