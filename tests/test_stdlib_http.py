@@ -62,6 +62,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         if encoding:
             self.send_header("Content-Encoding", encoding)
+        if path == "/pages":  # GitHub pages with Link; a header may come more than once
+            self.send_header("Link", '<https://api.github.com/x?page=2>; rel="next"')
+            self.send_header("X-Many", "a")
+            self.send_header("X-Many", "b")
         if path in ("/close", "/then-close"):
             # /close says so; /then-close closes without saying (as servers do when a
             # keep-alive connection has been idle too long)
@@ -122,6 +126,9 @@ def test_requests_and_answers_pass_through_unchanged(base: tuple[str, Server],
     assert client.get(f"{url}/missing").status_code == 404
     assert client.get(f"{url}/chunked").json() == {"parts": "two"}
     assert client.get(f"{url}/gzip").json()["path"] == "/gzip"  # httpx decodes it
+    pages = client.get(f"{url}/pages")
+    assert pages.links["next"]["url"] == "https://api.github.com/x?page=2"
+    assert pages.headers.get_list("x-many") == ["a", "b"]
 
 
 def test_httpx_sends_through_the_pool(base: tuple[str, Server]) -> None:
