@@ -12,6 +12,7 @@ children are stopped by the kernel if this process dies first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -19,6 +20,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from router.wake import WakeSender
 
 STOP_WAIT_S = 15.0  # for the HTTP side to finish its requests before it is killed
 RUNTIME_PREFIX = "firstline-serve-"  # then serve's pid: firstline-serve-1234-k2j4x9
+STALE_AFTER_S = 60.0  # a runtime directory unchanged this long, its serve gone: removed
 
 log = logging.getLogger("firstline.serve")
 
@@ -118,11 +121,18 @@ def serve_split(settings: Settings, host: str, port: int, workers: int,
 
 def _forget_dead_runtimes(tmp: Path) -> None:
     """Remove the runtime directories of `serve` processes that are gone: one killed with
-    SIGKILL (or by the OOM killer) cannot remove its own, and each would stay in /tmp."""
+    SIGKILL (or by the OOM killer) cannot remove its own, and each would stay in /tmp.
+
+    Gone means no process has its pid and the directory has not changed for a minute (a
+    live worker renames its counters file there every second): a pid is only this PID
+    namespace's, and another container may share the directory.
+    """
     for path in tmp.glob(f"{RUNTIME_PREFIX}*-*"):
         pid = path.name.removeprefix(RUNTIME_PREFIX).partition("-")[0]
-        if pid.isdigit() and path.is_dir() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(OSError):  # gone already, or not ours to look at
+            idle = time.time() - path.stat().st_mtime
+            if pid.isdigit() and path.is_dir() and idle > STALE_AFTER_S and not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

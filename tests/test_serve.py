@@ -178,11 +178,15 @@ def test_no_child_outlives_a_killed_worker(serve: Serve) -> None:
 def test_a_killed_serve_leaves_no_runtime_directory_behind(tmp_path: Path, db_url: str
                                                           ) -> None:
     """Its wake-up sockets live in a directory of its own in TMPDIR; SIGKILL leaves that
-    behind, so the next `serve` removes those of processes that are gone (only those)."""
+    behind, so the next `serve` removes those of processes that are gone and that have
+    not changed for a minute (only those)."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
+    a_while_ago = time.time() - 120
     mine = tmp / f"firstline-serve-{os.getpid()}-alive"  # a live process's: kept
     mine.mkdir()
+    recent = tmp / "firstline-serve-999999999-recent"  # no such pid, but just changed: kept
+    recent.mkdir()
 
     def runtimes(serve: Serve) -> list[Path]:
         return list(tmp.glob(f"firstline-serve-{serve.process.pid}-*"))
@@ -193,8 +197,10 @@ def test_a_killed_serve_leaves_no_runtime_directory_behind(tmp_path: Path, db_ur
         first.process.kill()
         first.process.wait(timeout=WAIT_S)
     assert killed[0].exists()
+    for path in (mine, killed[0]):
+        os.utime(path, (a_while_ago, a_while_ago))
     with running(start(tmp_path, db_url, TMPDIR=str(tmp))) as second:
-        assert not killed[0].exists() and mine.exists()
+        assert not killed[0].exists() and mine.exists() and recent.exists()
         assert len(runtimes(second)) == 1
     assert runtimes(second) == [] and mine.exists()  # SIGTERM: it removed its own
 
