@@ -222,8 +222,9 @@ class Actor:
                     released.clear()
                     try:
                         # On the loop's thread: a hop to a thread and back cost more
-                        # wall time than the claim on a busy machine, and the loop has
-                        # nothing else to do meanwhile (lanes run in their threads).
+                        # wall time than the claim on a busy machine. Lanes run in their
+                        # own threads; what else the loop holds (lane callbacks, the
+                        # worker's loop with `--performers 0`) can wait one claim.
                         rows = self._sync(performed, untouched, want)
                     except Exception:  # the database went away: keep the service up
                         log.exception("outbox claim failed; retrying")
