@@ -17,14 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Executable, Table, bindparam, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Table, bindparam, or_, select, update
 
+from router.bulk import insert_returning_ids, insert_rows
 from router.durations import week_start
 from router.history import history_from_json, history_to_json, remember
 from router.ledger import DEFAULT_PAGE_HOURS, effects
@@ -48,8 +46,6 @@ ItemId = tuple[str, str]
 PREFETCH_CHUNK = 400  # item ids per IN (...): 800 parameters, far below either limit
 
 # Built once: building and cache-keying a statement per row cost more than running it.
-_INSERT_DECISIONS = decisions.insert().returning(decisions.c.id, sort_by_parameter_order=True)
-_INSERT_ACTIONS = outbox.insert()
 _DISARM = (update(timers).where(timers.c.source == bindparam("b_source"),
                                 timers.c.item_id == bindparam("b_item_id"),
                                 timers.c.trigger_id == bindparam("b_trigger_id"))
@@ -247,7 +243,7 @@ class DbLedger:
         self._flush_decisions()
         changed = [(me, row) for me, row in self.rows.items() if row.updated_at is not None]
         if changed:
-            self.conn.execute(_upsert(self.conn.dialect.name, "items"), [
+            _upsert(self.conn, "items", [
                 dict(source=me[0], item_id=me[1], key=row.key, state=row.state,
                      history=orjson.dumps(history_to_json(row.history)).decode(),
                      updated_at=row.updated_at) for me, row in changed])
@@ -264,7 +260,7 @@ class DbLedger:
         if disarm:
             self.conn.execute(_DISARM, disarm)
         if arm:
-            self.conn.execute(_upsert(self.conn.dialect.name, "timers"), arm)
+            _upsert(self.conn, "timers", arm)
 
     def _decision(self, event: Event, d: Decision, event_at: datetime, now: datetime,
                   origin: Origin) -> _Decision:
@@ -295,13 +291,12 @@ class DbLedger:
         if not self._decisions:
             return
         buffered, self._decisions = self._decisions, []
-        ids = self.conn.execute(_INSERT_DECISIONS, [p.values for p in buffered]).scalars().all()
+        ids = insert_returning_ids(self.conn, decisions, [p.values for p in buffered])
         actions = []
         for pending, decision_id in zip(buffered, ids, strict=True):
-            pending.id = int(decision_id)
-            actions += [{**a, "decision_id": pending.id} for a in pending.actions]
-        if actions:
-            self.conn.execute(_INSERT_ACTIONS, actions)
+            pending.id = decision_id
+            actions += [{**a, "decision_id": decision_id} for a in pending.actions]
+        insert_rows(self.conn, outbox, actions)
 
     def _queue_actions(self, pending: _Decision, item: WorkItem, decision: Decision,
                        now: datetime) -> None:
@@ -349,9 +344,9 @@ class DbLedger:
         total, charged = self._week(week)
         if who in charged:
             return
-        self.conn.execute(_upsert(self.conn.dialect.name, "charges"), dict(
+        _upsert(self.conn, "charges", [dict(
             week_start=week, source=who[0], item_id=who[1], hours=hours,
-            decision_id=self._id(pending)))
+            decision_id=self._id(pending))])
         charged.add(who)
         self.weeks[week] = (total + hours, charged)
 
@@ -369,9 +364,9 @@ class DbLedger:
         if page is None:
             return
         page.members.add((item.source, item.id))
-        self.conn.execute(_upsert(self.conn.dialect.name, "escalation_items"), dict(
+        _upsert(self.conn, "escalation_items", [dict(
             escalation_id=page.id, source=item.source, item_id=item.id, item_key=item.key,
-            open=True, joined_at=now))
+            open=True, joined_at=now)])
 
 
 # What each upsert keys on and, on conflict, overwrites (nothing: keep the first row).
@@ -383,12 +378,7 @@ _UPSERTS: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-@cache
-def _upsert(dialect: str, table_name: str) -> Executable:
-    """Return the table's INSERT ... ON CONFLICT statement for the dialect, built once."""
-    table, keys, update_cols = _UPSERTS[table_name]
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    if update_cols:
-        return stmt.on_conflict_do_update(index_elements=list(keys),
-                                          set_={c: stmt.excluded[c] for c in update_cols})
-    return stmt.on_conflict_do_nothing(index_elements=list(keys))
+def _upsert(conn: Connection, table_name: str, rows: list[dict[str, Any]]) -> None:
+    """Insert rows into the table, or on its key update (or keep) the existing ones."""
+    table, keys, overwrite = _UPSERTS[table_name]
+    insert_rows(conn, table, rows, on_conflict=(keys, overwrite))
