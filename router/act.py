@@ -36,12 +36,13 @@ from functools import partial
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Executable, bindparam, select, text, update
+from sqlalchemy import Connection, Engine, Executable, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
 from adapters.base import OutboundAction, OutboundAdapter, Result, Target
+from router.db import xact_lock
 from router.records import outbox
 from router.wake import Waker
 from router.worker import writer_turn
@@ -73,6 +74,13 @@ _CLAIMABLE = (select(outbox)
               .where(outbox.c.status == "pending", outbox.c.next_at <= bindparam("now"),
                      ~_HELD_BACK)
               .order_by(outbox.c.id).limit(bindparam("batch")))
+# PostgreSQL leases what it selects in the same statement: the rows come back as they
+# were before the lease (attempts, next_at), which `to_action` and `_BACK` need.
+_CLAIMED = _CLAIMABLE.with_for_update(skip_locked=True).cte("claimed").prefix_with(
+    "MATERIALIZED")
+_LEASE_AND_READ = (select(_CLAIMED).order_by(_CLAIMED.c.id).add_cte(
+    update(outbox).where(outbox.c.id == _CLAIMED.c.id)
+    .values(next_at=bindparam("until"), attempts=outbox.c.attempts + 1).cte("leased")))
 
 # Built once. Done rows share their values, so they are one statement (one round trip
 # and one execution: per-row UPDATEs were most of the statements PostgreSQL ran at a
@@ -304,11 +312,11 @@ class Actor:
         its write lock (`writer_turn`, and the worker engine's BEGIN IMMEDIATE).
         """
         now = self.clock()
-        stmt = _CLAIMABLE
         if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
-            stmt = stmt.with_for_update(skip_locked=True)
-        rows = list(conn.execute(stmt, {"now": now, "batch": want}).all())
+            xact_lock(conn, CLAIM_LOCK)
+            return list(conn.execute(_LEASE_AND_READ, {"now": now, "batch": want,
+                                                        "until": now + LEASE}).all())
+        rows = list(conn.execute(_CLAIMABLE, {"now": now, "batch": want}).all())
         if rows:
             conn.execute(_LEASE, {"row_ids": [r.id for r in rows], "until": now + LEASE})
         return rows

@@ -27,6 +27,7 @@ BUSY_TABLES = ("inbox", "outbox", "items", "decisions", "timers")
 _CHANGED = text("SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
                 "AND relname = ANY(:names) "
                 "AND n_mod_since_analyze >= GREATEST(n_live_tup, :least) ORDER BY relname")
+_XACT_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -55,6 +56,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def xact_lock(conn: Connection, key: int) -> None:
+    """Take a PostgreSQL advisory lock until the transaction ends (waiting for it)."""
+    conn.execute(_XACT_LOCK, {"k": key})
 
 
 def analyze_changed(conn: Connection, least: int = 500) -> list[str]:

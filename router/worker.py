@@ -24,11 +24,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, event, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, event, select, update
 from sqlalchemy.exc import OperationalError
 
 from adapters import ADAPTERS
-from router.db import SQLITE_BUSY_TIMEOUT_MS, analyze_changed, make_engine
+from router.db import SQLITE_BUSY_TIMEOUT_MS, analyze_changed, make_engine, xact_lock
 from router.dbledger import DbLedger, Origin
 from router.decide import decide
 from router.model import SOURCES, Decision, Event, History, PayloadError
@@ -217,7 +217,7 @@ class Worker:
     def _lock(self, conn: Connection) -> None:
         # SQLite: `worker_engine` already began the transaction IMMEDIATE (the write lock).
         if conn.dialect.name == "postgresql":
-            conn.execute(_LOCK, {"k": LEDGER_LOCK})
+            xact_lock(conn, LEDGER_LOCK)
 
     def _deliveries(self, conn: Connection, tally: _Tally, careful: bool) -> int:
         stmt = _PENDING_FOR_UPDATE if conn.dialect.name == "postgresql" else _PENDING
@@ -333,7 +333,6 @@ class Worker:
 # Built once: building a statement and its cache key cost about as much as running it.
 _DONE = (update(inbox).where(inbox.c.id.in_(bindparam("b_ids", expanding=True)))
          .values(status="done", processed_at=bindparam("b_at")))
-_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 _PENDING = (select(inbox.c.id, inbox.c.source, inbox.c.delivery_id, inbox.c.event_type,
                    inbox.c.body, inbox.c.received_at, inbox.c.attempts)
             .where(inbox.c.status == "pending").order_by(inbox.c.id)
