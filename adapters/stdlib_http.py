@@ -61,7 +61,7 @@ class StdlibPool:
                 conn.putrequest(request.method.decode("ascii"), url.target.decode("ascii"),
                                 skip_host=True, skip_accept_encoding=True)  # httpx's own
                 for name, value in request.headers:
-                    conn.putheader(name.decode("latin-1"), value.decode("latin-1"))
+                    _put_header(conn, name.decode("latin-1"), value.decode("latin-1"))
                 conn.endheaders(body or None)  # one send for headers and a small body
             with _mapped(httpcore.ReadTimeout, httpcore.ReadError):
                 sock.settimeout(timeouts.get("read"))
@@ -147,6 +147,16 @@ def _readable(sock: socket.socket) -> bool:
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return bool(poller.poll(0))
+
+
+def _put_header(conn: http.client.HTTPConnection, name: str, value: str) -> None:
+    """Add a header; one HTTP forbids raises httpcore's error, naming the header only
+    (http.client's ValueError quotes the value: a token, say)."""
+    try:
+        conn.putheader(name, value)
+    except ValueError:
+        raise httpcore.LocalProtocolError(
+            f"header {name} has a name or value HTTP forbids (a line break?)") from None
 
 
 @contextmanager

@@ -3,13 +3,19 @@
 Secrets are `SecretStr`, so they never show in a repr, a log line or an error message.
 Each webhook secret may hold several comma-separated values: while a secret is rotated,
 both the old and the new one are accepted.
+
+Blanks around a value are dropped (a secret mounted from a file usually ends in a
+newline), and a value with a control character inside is refused at start-up, naming the
+variable but never the value: sent in a header it would fail every call, and the HTTP
+libraries' error messages quote the header, token and all.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from router.model import Source
@@ -20,7 +26,8 @@ MIB = 1024 * 1024
 class Settings(BaseSettings):
     """Every `FIRSTLINE_*` variable of SPEC §7, with its default."""
 
-    model_config = SettingsConfigDict(env_prefix="FIRSTLINE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="FIRSTLINE_", extra="ignore", frozen=True,
+                                      str_strip_whitespace=True, hide_input_in_errors=True)
 
     rules: Path = Path("./scope.yaml")
     database_url: str = "sqlite:///./firstline.db"
@@ -55,6 +62,15 @@ class Settings(BaseSettings):
     # Outbox performer processes `serve` runs beside its worker (router.processes); 0
     # performs the outbox in the worker's process.
     performers: int = Field(default=1, ge=0)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and any(ord(c) < 0x20 or c == "\x7f" for c in text):
+            raise ValueError(f"FIRSTLINE_{str(info.field_name).upper()} contains a line break "
+                             "or another control character")
+        return value
 
     def webhook_secrets(self, source: Source) -> list[bytes]:
         """Return the source's webhook secrets as HMAC keys; empty when none is configured.

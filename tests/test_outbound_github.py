@@ -267,6 +267,21 @@ def test_connection_refused_is_retryable() -> None:
     assert_failed(result, "retryable", "could not reach GitHub", "ConnectError")
 
 
+@pytest.mark.httpx_mock(should_mock=lambda request: request.url.host != "127.0.0.1")
+def test_a_token_no_header_may_carry_fails_for_good_without_showing_it() -> None:
+    # Settings refuse such a token; an adapter built another way must not retry it for
+    # hours, nor quote it.
+    with socket.socket() as listener:  # connects (the backlog accepts); nothing is sent
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        made = Settings.model_construct(
+            github_api_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+            github_token=SecretStr("ghp_line\nbreak"))
+        result = GitHubOutbound(made, timeout=5.0).perform(action("label", label="x"))
+    assert_failed(result, "permanent", "cannot send POST", "Authorization")
+    assert "ghp_line" not in result.detail
+
+
 def test_404_is_permanent_with_githubs_message(httpx_mock: HTTPXMock) -> None:
     expect(httpx_mock, "GET", ISSUE, status=404, answer={
         "message": "Not Found",

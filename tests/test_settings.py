@@ -44,3 +44,20 @@ def test_secrets_stay_out_of_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIRSTLINE_GITHUB_TOKEN", "ghp_very_secret")
     shown = repr(Settings()) + str(Settings())
     assert "very-secret" not in shown and "very_secret" not in shown
+
+
+def test_blanks_around_a_value_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIRSTLINE_GITHUB_TOKEN", "ghp_from_a_file\n")  # as secret mounts end
+    monkeypatch.setenv("FIRSTLINE_GITHUB_API_URL", " https://github.example/api/v3 ")
+    s = Settings()
+    assert s.github_token is not None and s.github_token.get_secret_value() == "ghp_from_a_file"
+    assert s.github_api_url == "https://github.example/api/v3"
+
+
+@pytest.mark.parametrize("value", ["ghp_one\nghp_two", "ghp\rx", "ghp\x1bx"])
+def test_a_control_character_inside_a_value_is_refused_naming_only_the_variable(
+        monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("FIRSTLINE_GITHUB_TOKEN", value)
+    with pytest.raises(ValueError, match="FIRSTLINE_GITHUB_TOKEN contains a line break") as bad:
+        Settings()
+    assert "ghp" not in str(bad.value).replace("FIRSTLINE_GITHUB_TOKEN", "")

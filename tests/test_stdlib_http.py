@@ -207,3 +207,13 @@ def test_an_unsupported_scheme_is_refused(client: httpx.Client) -> None:
     transport = stdlib_http.transport()
     with pytest.raises(httpx.UnsupportedProtocol):
         transport.handle_request(httpx.Request("GET", "ftp://example.com/x"))
+
+
+def test_a_header_http_forbids_is_refused_without_quoting_it(
+        base: tuple[str, Server], client: httpx.Client) -> None:
+    url, server = base
+    with pytest.raises(httpx.LocalProtocolError) as refused:
+        client.get(f"{url}/json", headers={"Authorization": "Bearer ghp_secret\r\nX-Evil: 1"})
+    assert "Authorization" in str(refused.value) and "ghp_secret" not in str(refused.value)
+    assert server.peers == []  # nothing was sent
+    assert client.get(f"{url}/json").status_code == 200

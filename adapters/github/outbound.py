@@ -194,7 +194,7 @@ class GitHubOutbound:
         except httpx.TimeoutException:
             detail = f"{_what(action)}: GitHub did not answer {where} within {self._timeout:g}s"
             raise Stop(Result("retryable", detail)) from None
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError) as exc:
             detail = f"{_what(action)}: cannot send {where}: {exc}"
             raise Stop(Result("permanent", detail)) from None
         except httpx.TransportError as exc:
