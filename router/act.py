@@ -87,6 +87,7 @@ _LEASE_AND_READ = (select(_CLAIMED).order_by(_CLAIMED.c.id).add_cte(
 # steady 200 deliveries/s); the rarer outcomes run once per batch with each row's values.
 _DONE = (update(outbox).where(outbox.c.id.in_(bindparam("row_ids", expanding=True)))
          .values(status="done", done_at=bindparam("at"), last_error=None))
+# SQLite's lease (PostgreSQL's is in _LEASE_AND_READ).
 _LEASE = (update(outbox).where(outbox.c.id.in_(bindparam("row_ids", expanding=True)))
           .values(next_at=bindparam("until"), attempts=outbox.c.attempts + 1))
 _WAIT = (update(outbox).where(outbox.c.id == bindparam("row_id"))

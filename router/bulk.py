@@ -11,6 +11,9 @@ the server. (One array per column through `unnest()` was slower: psycopg escapes
 elements in Python, and JSON text is mostly quotes to escape.) SQLite keeps SQLAlchemy's
 multi-row statements: it parses in C, and has no JSON record functions of the kind.
 
+Each statement is built once per table (and set of columns): building one and its cache
+key costs about as much as running it.
+
 Ids returned by an INSERT are matched to rows by order: the rows are inserted in the
 order given (`WITH ORDINALITY ... ORDER BY`), so their serial ids ascend in that order,
 whatever order RETURNING lists them in. SQLAlchemy's `sort_by_parameter_order` relies on
@@ -77,8 +80,7 @@ def insert_returning_ids(conn: Connection, table: Table,
         ids = conn.execute(_json_insert(table, names, None, returning=True),
                            _json_rows(conn.dialect, rows)).scalars().all()
         return sorted(int(i) for i in ids)
-    stmt = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-    return [int(i) for i in conn.execute(stmt, list(rows)).scalars().all()]
+    return [int(i) for i in conn.execute(_sqlite_returning_ids(table), list(rows)).scalars()]
 
 
 def _json_rows(dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
@@ -114,6 +116,11 @@ def _json_insert(table: Table, names: tuple[str, ...], on_conflict: Conflict | N
     if on_conflict is not None:
         stmt = _on_conflict(stmt, on_conflict)
     return stmt.returning(table.c.id) if returning else stmt
+
+
+@cache
+def _sqlite_returning_ids(table: Table) -> Executable:
+    return table.insert().returning(table.c.id, sort_by_parameter_order=True)
 
 
 @cache
