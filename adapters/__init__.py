@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from adapters import github, jira, linear, pagerduty
 from adapters.base import InboundAdapter, OutboundAdapter
-from router.model import Source
+from router.core.model import Source
 
 if TYPE_CHECKING:
     from router.settings import Settings

@@ -5,7 +5,7 @@ secrets, `delivery_id()` reads the vendor's delivery id, and `parse()` turns a d
 payload into a vendor-neutral `Event`. Exceptions:
 
     ValueError
-     ├── PayloadError      JSON, but not a delivery this adapter understands (router.model)
+     ├── PayloadError      JSON, but not a delivery this adapter understands (router.core.model)
      └── SignatureError    missing, malformed or non-matching signature, or a stale delivery
 """
 
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 
-from router.model import Event, PayloadError, Severity, Source
+from router.core.model import Event, PayloadError, Severity, Source
 
 Headers = Mapping[str, str]  # keys lower-cased by the caller
 

@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adapters import ADAPTERS  # noqa: E402
-from router.decide import decide  # noqa: E402
-from router.model import History  # noqa: E402
-from router.scope import load_scope  # noqa: E402
-from router.simulate import Delivery, simulate  # noqa: E402
+from router.core.decide import decide  # noqa: E402
+from router.core.model import History  # noqa: E402
+from router.core.simulate import Delivery, simulate  # noqa: E402
+from router.scope.load import load_scope  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vendor"
 LABELS = ["payments", "bug", "architecture", "cloud-bill", "vendor", "security", "outage"]

@@ -415,9 +415,8 @@ def stages_from_db(db_url: str, run: str, issues: dict[str, Any], load: Load,
     also say what the outbox still holds (actions not done, and why)."""
     from sqlalchemy import select
 
-    from router.db import make_engine
-    from router.records import decisions, outbox
-    from router.store import inbox
+    from router.db.engine import make_engine
+    from router.db.tables import decisions, inbox, outbox
 
     engine = make_engine(db_url)
     try:
@@ -497,7 +496,7 @@ class Outcome:
     refused: dict[int, int]
     stages: list[tuple[str, list[float]]]
     cpu_ms: dict[str, float]
-    parts_ms: dict[str, float]  # firstline's, by process (router.processes names them)
+    parts_ms: dict[str, float]  # firstline's, by process (router.work.processes names them)
     github_calls: dict[str, int]
     total: int  # deliveries sent, warm-up included
     standin_ms: float

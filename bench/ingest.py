@@ -185,7 +185,7 @@ def run_all(args: argparse.Namespace, work: Path) -> Results:
                     db_pid = pg_pid if "PostgreSQL" in name else None
                     env = {"FIRSTLINE_DATABASE_URL": db_url,
                            "FIRSTLINE_GITHUB_WEBHOOK_SECRET": secret}
-                    server = uvicorn_app(target, args.workers, "router.app:app_from_env", env)
+                    server = uvicorn_app(target, args.workers, "router.http.app:app_from_env", env)
                 else:
                     factory = "bare_fastapi" if name == "bare FastAPI" else "plain_asgi"
                     server = uvicorn_app(target, args.workers, f"ingest_servers:{factory}", {})
@@ -262,8 +262,8 @@ def measure_work(work: Path) -> dict[str, float]:
     """Time, in this process, the work each delivery needs (µs): the floor it adds."""
     import orjson
 
-    from router import store
-    from router.db import make_engine, upgrade
+    from router.db.engine import make_engine, upgrade
+    from router.db.inbox import Delivery, plan_insert
 
     body, key = BODY.read_bytes(), secrets.token_bytes(16)
     url = f"sqlite:///{work / 'cost.db'}"
@@ -274,9 +274,9 @@ def measure_work(work: Path) -> dict[str, float]:
 
     def insert16() -> None:
         n = next(batches)
-        rows = [store.Delivery("github", f"{n}-{i}", "issues", "{}", body, datetime.now(UTC))
+        rows = [Delivery("github", f"{n}-{i}", "issues", "{}", body, datetime.now(UTC))
                 for i in range(16)]
-        for sql, params in store.plan_insert("sqlite", rows).statements:
+        for sql, params in plan_insert("sqlite", rows).statements:
             conn.execute(sql, params).fetchall()
         conn.commit()
 

@@ -29,7 +29,7 @@ def uvicorn_app(work: Path, workers: int, factory: str,
                 env: dict[str, str]) -> Iterator[tuple[str, int]]:
     """Serve `factory` with uvicorn; yield the webhook URL and the server's pid."""
     if "FIRSTLINE_DATABASE_URL" in env:
-        subprocess.run([sys.executable, "-c", "import sys; from router.db import upgrade; "
+        subprocess.run([sys.executable, "-c", "import sys; from router.db.engine import upgrade; "
                         "upgrade(sys.argv[1])", env["FIRSTLINE_DATABASE_URL"]],
                        check=True, cwd=ROOT)
     port = free_port()

@@ -24,7 +24,8 @@ import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from router.background import (
+from router.settings import Settings
+from router.work.background import (
     RUNTIME_ENV,
     build_actor,
     build_loops,
@@ -32,8 +33,7 @@ from router.background import (
     performer_socket,
     run_loops,
 )
-from router.settings import Settings
-from router.wake import WakeSender
+from router.work.wake import WakeSender
 
 STOP_WAIT_S = 15.0  # for the HTTP side to finish its requests before it is killed
 RUNTIME_PREFIX = "firstline-serve-"  # then serve's pid: firstline-serve-1234-k2j4x9
@@ -46,7 +46,7 @@ def serve_split(settings: Settings, host: str, port: int, workers: int,
                 performers: int = 1) -> int:
     """Run until SIGTERM/SIGINT (0) or until a child exits on its own (1). With
     `performers` 0 the outbox is performed in this process, beside the worker."""
-    from router.service import ScopeHolder
+    from router.scope.holder import ScopeHolder
 
     _forget_dead_runtimes(Path(tempfile.gettempdir()))
     runtime = Path(tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{os.getpid()}-"))
@@ -153,9 +153,10 @@ def _stop(process: BaseProcess) -> None:
 def http_child(host: str, port: int, workers: int, parent: int) -> None:
     """The HTTP side: uvicorn serving router.service:app_from_env (spawned process)."""
     _die_with(parent, "firstline-http")
-    from router.service_cli import _logging, run_http
+    from router.logs import setup_logging
+    from router.service import run_http
 
-    _logging()
+    setup_logging()
     run_http(host, port, workers)
 
 
@@ -163,9 +164,9 @@ def performer_child(k: int, parent: int) -> None:
     """Performer k: claim, perform and record outbox actions until SIGTERM (spawned)."""
     _die_with(parent, f"firstline-act{k}")
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the scope note is not its business
-    from router.service_cli import _logging
+    from router.logs import setup_logging
 
-    _logging()
+    setup_logging()
     actor = build_actor(Settings())
     runtime = Path(os.environ[RUNTIME_ENV])
 

@@ -18,44 +18,18 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from adapters.base import OutboundAdapter
-from router.api import read_api
-from router.app import create_app
-from router.background import STATS_FILE, WAKE_SOCKET, build_loops, run_loops, runtime_dir
-from router.db import make_engine, pending_migrations, upgrade_engine
-from router.scope import Scope, ScopeError, load_scope
+from router.db.engine import make_engine, pending_migrations, upgrade_engine
+from router.http.api import read_api
+from router.http.app import create_app
+from router.scope.holder import ScopeHolder
 from router.settings import Settings
-from router.wake import WakeSender
-from router.worker_metrics import WorkerCollector, read_stats
+from router.work.background import STATS_FILE, WAKE_SOCKET, build_loops, run_loops, runtime_dir
+from router.work.metrics import WorkerCollector, read_stats
+from router.work.wake import WakeSender
 
 RUN_WORKER_ENV = "FIRSTLINE_RUN_WORKER"  # `serve --no-worker` sets it to false
 
 log = logging.getLogger("firstline.service")
-
-
-class ScopeHolder:
-    """The scope note in force; `reload()` swaps it only when the new one is valid."""
-
-    def __init__(self, settings: Settings, warn: bool = True) -> None:
-        self.settings = settings
-        self.warn = warn  # serve's HTTP side leaves the warnings to the worker's process
-        self.current = self._load()
-
-    def _load(self) -> Scope:
-        scope, warnings = load_scope(self.settings.rules, self.settings.pagerduty_service_id)
-        for warning in warnings if self.warn else ():
-            log.warning("%s", warning)
-        return scope
-
-    def __call__(self) -> Scope:
-        return self.current
-
-    def reload(self) -> None:
-        try:
-            self.current = self._load()
-        except ScopeError as exc:
-            log.error("scope note not reloaded, keeping %s:\n%s", self.current.hash, exc)
-            return
-        log.info("scope note reloaded: %s (%s)", self.current.path, self.current.hash)
 
 
 class DatabaseNotReady(RuntimeError):
@@ -86,7 +60,7 @@ def build_service(settings: Settings, run_worker: bool = True,
     (stand-ins, staging).
 
     Without its own worker the app wakes and reports the one `serve` runs beside it
-    (router.background), when FIRSTLINE_RUNTIME_DIR names their runtime directory.
+    (router.work.background), when FIRSTLINE_RUNTIME_DIR names their runtime directory.
     """
     runtime = runtime_dir()
     holder = ScopeHolder(settings, warn=run_worker or runtime is None)
@@ -135,3 +109,11 @@ def from_elsewhere(app: FastAPI, runtime: Path | None) -> None:
 def app_from_env() -> FastAPI:
     """Build the service from `FIRSTLINE_*` variables (for `uvicorn --factory`)."""
     return build_service(Settings(), run_worker=os.environ.get(RUN_WORKER_ENV) != "false")
+
+
+def run_http(host: str, port: int, workers: int) -> None:
+    """Serve the app (router.service.app_from_env) with uvicorn, in this process."""
+    import uvicorn
+
+    uvicorn.run("router.service:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level="info", access_log=False)

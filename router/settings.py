@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from router.model import Source
+from router.core.model import Source
 
 MIB = 1024 * 1024
 
@@ -57,9 +57,9 @@ class Settings(BaseSettings):
     linear_max_age: float = 60.0
     # Days to keep raw deliveries; None keeps them all (replay --from-db reads them).
     retention_days: int | None = None
-    # Items whose outbox actions are performed side by side (router.act); 1: one at a time.
+    # Items whose outbox actions are performed side by side (router.work.outbox); 1: one at a time.
     outbox_concurrency: int = Field(default=8, ge=1)
-    # Outbox performer processes `serve` runs beside its worker (router.processes); 0
+    # Outbox performer processes `serve` runs beside its worker (router.work.processes); 0
     # performs the outbox in the worker's process.
     performers: int = Field(default=1, ge=0)
 

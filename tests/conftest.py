@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, make_url, text
 
-from router.db import make_engine, upgrade
+from router.db.engine import make_engine, upgrade
 
 PG_ENV = "FIRSTLINE_TEST_PG_URL"
 

@@ -11,8 +11,8 @@ import orjson
 import yaml
 
 from adapters import ADAPTERS
-from router.model import Event, WorkItem
-from router.scope import Scope, load_scope, parse_scope
+from router.core.model import Event, WorkItem
+from router.scope.load import Scope, load_scope, parse_scope
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "vendor"

@@ -25,11 +25,10 @@ from sqlalchemy import Engine, event, func, make_url, select, update
 
 from adapters import github, jira, pagerduty
 from adapters.base import OutboundAction, OutboundAdapter, Target
-from router.act import Actor, lanes
-from router.db import make_engine
-from router.records import outbox
+from router.db.engine import make_engine, worker_engine
+from router.db.tables import outbox
 from router.settings import Settings
-from router.worker import worker_engine
+from router.work.outbox import Actor, lanes
 from tests.standin_github import GitHubStandIn
 from tests.standin_jira import JiraStandin, Reply
 from tests.standin_pagerduty import PagerDutyStandIn

@@ -18,7 +18,7 @@ import pytest
 
 from adapters import github
 from adapters.base import SignatureError, VerifyContext
-from router.model import Event, PayloadError, WorkItem
+from router.core.model import Event, PayloadError, WorkItem
 
 VENDOR = Path(__file__).parent / "fixtures" / "vendor"
 GITHUB = VENDOR / "github"

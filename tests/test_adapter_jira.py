@@ -19,7 +19,7 @@ import pytest
 from adapters import ADAPTERS
 from adapters.base import SignatureError, VerifyContext
 from adapters.jira import adapter, delivery_id, parse, verify
-from router.model import PayloadError
+from router.core.model import PayloadError
 
 VENDOR = Path(__file__).parent / "fixtures" / "vendor"
 FIXTURES = VENDOR / "jira"

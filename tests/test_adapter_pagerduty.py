@@ -19,7 +19,7 @@ import pytest
 
 from adapters import pagerduty
 from adapters.base import SignatureError, VerifyContext
-from router.model import Event, ItemRef, PayloadError, WorkItem
+from router.core.model import Event, ItemRef, PayloadError, WorkItem
 
 VENDOR = Path(__file__).parent / "fixtures" / "vendor"
 PAGERDUTY = VENDOR / "pagerduty"

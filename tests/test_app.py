@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from vendors import SECRETS, VENDOR, signed_headers
 
-from router.app import create_app
-from router.db import make_engine, upgrade
+from router.db.engine import make_engine, upgrade
+from router.db.tables import inbox
+from router.http.app import create_app
 from router.settings import Settings
-from router.store import inbox
 
 GITHUB_BODY = (VENDOR / "github" / "issues.opened.json").read_bytes()
 
@@ -97,7 +97,7 @@ def live_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
         "FIRSTLINE_GITHUB_WEBHOOK_SECRET": SECRETS["github"], "FIRSTLINE_MAX_BODY_BYTES": "20000",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "router.app:app_from_env",
+        [sys.executable, "-m", "uvicorn", "--factory", "router.http.app:app_from_env",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env=env,
     )

@@ -1,4 +1,4 @@
-"""Multi-row writes (router.bulk), on SQLite and PostgreSQL."""
+"""Multi-row writes (router.db.bulk), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Engine, select
 
-from router.bulk import insert_returning_ids, insert_rows
-from router.records import charges, decisions, items, timers
+from router.db.bulk import insert_returning_ids, insert_rows
+from router.db.tables import charges, decisions, items, timers
 
 AT = datetime(2026, 11, 22, 9, 30, 15, 123456, tzinfo=UTC)
 # What JSON, SQL and Python each treat specially, inside one value.

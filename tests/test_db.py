@@ -8,8 +8,8 @@ import orjson
 import pytest
 from sqlalchemy import Engine, inspect, select
 
-from router.db import make_engine, pending_migrations, upgrade
-from router.records import outbox
+from router.db.engine import make_engine, pending_migrations, upgrade
+from router.db.tables import outbox
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from router.decide import decide
-from router.model import Check, Decision, Event, History
-from router.simulate import Delivery, simulate
+from router.core.decide import decide
+from router.core.model import Check, Decision, Event, History
+from router.core.simulate import Delivery, simulate
 from tests.support import at, event_for, example_scope, fixture_event, fixture_item, scope_with
 
 SCOPE = example_scope()

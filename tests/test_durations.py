@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from router.durations import add_duration, parse_duration, week_start
+from router.core.durations import add_duration, parse_duration, week_start
 from tests.support import at, example_scope
 
 

@@ -20,7 +20,7 @@ from pytest_httpx import HTTPXMock
 from sqlalchemy import Engine, select
 
 from adapters import outbound_adapters, pagerduty
-from router.records import charges, outbox
+from router.db.tables import charges, outbox
 from router.service import build_service
 from router.settings import Settings
 from tests.standin_github import GitHubStandIn

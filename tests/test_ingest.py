@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 from vendors import SECRETS, SOURCES, VENDOR, event_of, fixtures, signed_headers
 
-from router.app import create_app
+from router.db.tables import inbox
+from router.http.app import create_app
 from router.settings import Settings
-from router.store import inbox
 
 GITHUB_BODY = (VENDOR / "github" / "issues.opened.json").read_bytes()
 
@@ -324,7 +324,7 @@ def test_while_another_writer_holds_the_sqlite_lock_requests_wait_and_others_are
 ) -> None:
     import sqlite3
 
-    from router.db import upgrade
+    from router.db.engine import upgrade
 
     path = tmp_path / "locked.db"
     upgrade(f"sqlite:///{path}")

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from router.match import Facts, compile_match
-from router.model import Severity, WorkItem
-from router.scope_schema import MatchSpec
+from router.core.match import Facts, compile_match
+from router.core.model import Severity, WorkItem
+from router.scope.schema import MatchSpec
 from tests.support import fixture_item
 
 PEOPLE = frozenset({"cto", "eng-lead", "support-lead"})

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router.durations import Duration
-from router.match import Facts
-from router.scope import Scope, ScopeError, load_scope, parse_scope
-from router.scope_schema import MatchSpec, SeverityBound
+from router.core.durations import Duration
+from router.core.match import Facts
+from router.scope.load import Scope, ScopeError, load_scope, parse_scope
+from router.scope.schema import MatchSpec, SeverityBound
 from tests.support import EXAMPLE_SCOPE, fixture_item
 
 INVALID_DIR = Path(__file__).resolve().parent / "scopes" / "invalid"

@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import select
 from vendors import SECRETS, VENDOR, signed_headers
 
-from router.db import make_engine
-from router.records import decisions
+from router.db.engine import make_engine
+from router.db.tables import decisions
 from tests.support import EXAMPLE_SCOPE, ROOT, github_assigned_to_cto
 
 GITHUB_BODY = (VENDOR / "github" / "issues.opened.json").read_bytes()

@@ -147,7 +147,7 @@ def test_scope_reload_keeps_the_old_note_when_the_new_one_is_invalid(
 def test_readyz_lists_dead_actions_without_failing(client: TestClient, engine: Any) -> None:
     from datetime import UTC, datetime
 
-    from router.records import outbox
+    from router.db.tables import outbox
 
     now = datetime.now(UTC)
     with engine.begin() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from router.wake import Waker, WakeSender, listen_for_wakes
+from router.work.wake import Waker, WakeSender, listen_for_wakes
 
 
 def test_a_datagram_from_another_socket_wakes_the_sleeper(tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ import orjson
 import pytest
 from sqlalchemy import Engine, func, select
 
-from router import store
-from router.records import decisions, escalations, items, timers
-from router.worker import Worker, worker_engine
+from router.db.engine import worker_engine
+from router.db.inbox import Delivery, insert_deliveries, insert_delivery
+from router.db.tables import decisions, escalations, inbox, items, timers
+from router.work.worker import Worker
 from tests.support import example_scope, fixture_bytes, fixture_event
 
 SCOPE = example_scope()
@@ -38,7 +39,7 @@ class Clock:
 def put(engine: Engine, source: str, name: str, delivery_id: str, received: datetime,
         event_type: str | None = None, body: bytes | None = None) -> None:
     with engine.begin() as conn:
-        stored = store.insert_delivery(conn, store.Delivery(
+        stored = insert_delivery(conn, Delivery(
             source, delivery_id, event_type, "{}", body or fixture_bytes(source, name),
             received))
     assert stored.status == "accepted"
@@ -66,7 +67,7 @@ def test_every_fixture_is_decided_exactly_once(engine: Engine) -> None:
     assert sorted(delivered) == sorted(f"d-{i}" for i in range(n))
     with engine.connect() as conn:
         pending = conn.execute(select(func.count()).where(
-            store.inbox.c.status != "done")).scalar_one()
+            inbox.c.status != "done")).scalar_one()
     assert pending == 0
     # each outcome the example scope gives these fixtures is represented
     assert {o for _, o in got} >= {"escalate", "reassign", "keep", "ignore"}
@@ -182,11 +183,11 @@ def test_replay_from_db_decides_what_the_service_received(engine: Engine, db_url
 def test_a_delivery_that_keeps_failing_is_parked_not_lost(engine: Engine) -> None:
     """A row the worker cannot decide (here: a source no adapter has) is retried, then kept
     as `failed` with its error, and never blocks the deliveries behind it."""
-    from router.worker import MAX_ATTEMPTS
+    from router.work.worker import MAX_ATTEMPTS
 
     now = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
     with engine.begin() as conn:
-        store.insert_delivery(conn, store.Delivery("gitlab", "odd", None, "{}", b"{}", now))
+        insert_delivery(conn, Delivery("gitlab", "odd", None, "{}", b"{}", now))
     put(engine, "github", "ping", "fine", now, event_type="ping")
     worker = Worker(engine, lambda: SCOPE, Clock(now))
     worker.drain()
@@ -200,7 +201,7 @@ def test_a_delivery_that_keeps_failing_is_parked_not_lost(engine: Engine) -> Non
 
 def inbox_by_delivery(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
-        return {r.delivery_id: r for r in conn.execute(select(store.inbox))}
+        return {r.delivery_id: r for r in conn.execute(select(inbox))}
 
 
 def rows_of_decisions(engine: Engine) -> list[tuple[object]]:
@@ -210,17 +211,17 @@ def rows_of_decisions(engine: Engine) -> list[tuple[object]]:
 
 def reset_decisions(engine: Engine) -> None:
     """Forget every decision and its effects; put every delivery back in line."""
-    from router.records import charges, escalation_items, outbox
+    from router.db.tables import charges, escalation_items, outbox
 
     with engine.begin() as conn:
         for table in (outbox, charges, escalation_items, escalations, timers, items, decisions):
             conn.execute(table.delete())
-        conn.execute(store.inbox.update().values(status="pending", processed_at=None))
+        conn.execute(inbox.update().values(status="pending", processed_at=None))
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
     """Every recorded row, without the ids a database hands out."""
-    from router.records import charges, escalation_items, outbox
+    from router.db.tables import charges, escalation_items, outbox
 
     ids = {"id", "decision_id", "escalation_id", "inbox_id"}
     out = {}
@@ -269,7 +270,7 @@ def test_a_delivery_that_breaks_its_batch_is_found_and_parked(engine: Engine,
                                                               db_url: str) -> None:
     """When the database refuses one delivery's decision, the batch is decided again one
     delivery at a time: the others are decided, the broken one is parked as failed."""
-    from router.worker import MAX_ATTEMPTS
+    from router.work.worker import MAX_ATTEMPTS
 
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
@@ -306,7 +307,7 @@ def test_on_sqlite_the_worker_waits_for_the_write_lock_and_takes_it_when_let_go(
     import threading
     import time
 
-    from router.db import upgrade
+    from router.db.engine import upgrade
 
     path = tmp_path / "locked.db"
     upgrade(f"sqlite:///{path}")
@@ -318,7 +319,7 @@ def test_on_sqlite_the_worker_waits_for_the_write_lock_and_takes_it_when_let_go(
     def write() -> None:
         with engine.begin() as conn:
             began.append(other.in_transaction)
-            conn.execute(store.inbox.delete())
+            conn.execute(inbox.delete())
 
     writer = threading.Thread(target=write)
     writer.start()
@@ -341,7 +342,7 @@ def test_busy_tables_that_outgrew_their_statistics_are_analyzed(engine: Engine) 
     def grow(n: int) -> None:
         received = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
         with engine.begin() as conn:
-            store.insert_deliveries(conn, [store.Delivery(
+            insert_deliveries(conn, [Delivery(
                 "github", f"d-{i}-{n}", "issues", "{}", b"{}", received) for i in range(n)])
             conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")  # counters now
 

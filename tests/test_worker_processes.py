@@ -14,9 +14,9 @@ import orjson
 import pytest
 from sqlalchemy import Engine, func, select
 
-from router import store
-from router.db import make_engine
-from router.records import decisions
+from router.db.engine import make_engine
+from router.db.inbox import Delivery, insert_deliveries
+from router.db.tables import decisions, inbox
 from tests.support import EXAMPLE_SCOPE, fixture_bytes
 
 FIRSTLINE = [sys.executable, "-m", "router.cli"]
@@ -32,10 +32,10 @@ def backlog(engine: Engine, count: int) -> None:
         body["issue"]["id"] = str(100000 + n // 4)
         body["issue"]["key"] = f"LOAD-{n // 4}"
         body["timestamp"] += n
-        batch.append(store.Delivery("jira", f"load-{n}", None, "{}", orjson.dumps(body),
+        batch.append(Delivery("jira", f"load-{n}", None, "{}", orjson.dumps(body),
                                     received))
     with engine.begin() as conn:
-        assert all(s.status == "accepted" for s in store.insert_deliveries(conn, batch))
+        assert all(s.status == "accepted" for s in insert_deliveries(conn, batch))
 
 
 def counts(engine: Engine) -> tuple[int, int, int]:
@@ -46,7 +46,7 @@ def counts(engine: Engine) -> tuple[int, int, int]:
         distinct = conn.execute(
             select(func.count(func.distinct(decisions.c.inbox_id)))).scalar_one()
         pending = conn.execute(select(func.count()).where(
-            store.inbox.c.status == "pending")).scalar_one()
+            inbox.c.status == "pending")).scalar_one()
     return int(total), int(distinct), int(pending)
 
 

@@ -24,7 +24,7 @@ from adapters.base import (
     VerifyContext,
     parse_time,
 )
-from router.model import Event, Kind, PayloadError, Severity, Status, WorkItem
+from router.core.model import Event, Kind, PayloadError, Severity, Status, WorkItem
 
 JSON = dict[str, Any]
 

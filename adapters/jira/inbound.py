@@ -30,7 +30,7 @@ from adapters.base import (
     optional_time,
     require_time,
 )
-from router.model import Event, ItemRef, PayloadError, Severity, Status, WorkItem
+from router.core.model import Event, ItemRef, PayloadError, Severity, Status, WorkItem
 
 SIGNATURE_HEADER = "x-hub-signature"
 DELIVERY_HEADER = "x-atlassian-webhook-identifier"

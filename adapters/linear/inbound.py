@@ -31,7 +31,7 @@ from adapters.base import (
     optional_time,
     require_time,
 )
-from router.model import Event, ItemRef, PayloadError, Severity, Status, WorkItem
+from router.core.model import Event, ItemRef, PayloadError, Severity, Status, WorkItem
 
 SIGNATURE_HEADER = "linear-signature"
 DELIVERY_HEADER = "linear-delivery"

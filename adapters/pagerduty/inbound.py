@@ -27,7 +27,7 @@ from adapters.base import (
     VerifyContext,
     parse_time,
 )
-from router.model import Event, ItemRef, PayloadError, Severity, Status, WorkItem
+from router.core.model import Event, ItemRef, PayloadError, Severity, Status, WorkItem
 
 JSON = dict[str, Any]
 

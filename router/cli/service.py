@@ -1,0 +1,200 @@
+"""The service's commands: `firstline serve`, `firstline worker`, `firstline db upgrade`.
+
+Kept apart from `router.cli` so that `check`, `explain` and `replay` start without
+importing the web stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from router.core.simulate import Delivery
+
+if TYPE_CHECKING:
+    from router.settings import Settings
+
+
+class ServiceError(Exception):
+    """The service cannot start; one line saying why and what to do."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from router.settings import Settings
+
+    if getattr(args, "rules", None):
+        os.environ["FIRSTLINE_RULES"] = args.rules  # the uvicorn factory reads it too
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError: a bad FIRSTLINE_* value
+        raise ServiceError(f"configuration: {exc}") from exc
+
+
+def _ready(args: argparse.Namespace) -> Settings:
+    """Return settings after checking the scope note and the database."""
+    from router.scope.holder import ScopeHolder
+    from router.service import DatabaseNotReady, prepare_database
+
+    settings = _settings(args)
+    ScopeHolder(settings)  # raises ScopeError, printed by main
+    try:
+        prepare_database(settings)
+    except DatabaseNotReady as exc:
+        raise ServiceError(str(exc)) from exc
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP side in a child process and the worker and performer in this one
+    (router.work.background explains why); `--no-worker` runs only the HTTP side, here."""
+    from router.logs import setup_logging
+    from router.service import RUN_WORKER_ENV, run_http
+
+    settings = _ready(args)
+    setup_logging()
+    os.environ[RUN_WORKER_ENV] = "false"  # the HTTP side never runs the worker itself
+    if args.no_worker:
+        run_http(args.host, args.port, args.workers)
+        return 0
+    from router.processes import serve_split
+
+    performers = settings.performers if args.performers is None else args.performers
+    if performers < 0:
+        raise ServiceError(f"--performers {performers}: give 0 or more")
+    return serve_split(settings, args.host, args.port, args.workers, performers)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Decide deliveries and timers and perform the outbox, without the HTTP side."""
+    from router.logs import setup_logging
+    from router.scope.holder import ScopeHolder
+    from router.work.background import build_loops, run_loops
+
+    settings = _ready(args)
+    holder = ScopeHolder(settings)
+    worker, actor = build_loops(settings, holder)
+    setup_logging()
+    if args.once:
+        decided = worker.drain()
+        print(f"decided {decided} deliveries and timers, performed {actor.drain()} actions")
+        return 0
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, holder.reload)
+        await run_loops(worker, actor, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from router.db.engine import upgrade
+
+    settings = _settings(args)
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:
+        raise ServiceError(f"db upgrade failed: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    print("database is up to date")
+    return 0
+
+
+def deliveries_from_db(since: str | None) -> list[Delivery]:
+    """Read the stored deliveries (oldest first) as replay input."""
+    from sqlalchemy import select
+
+    from router.db.engine import make_engine
+    from router.db.tables import inbox
+    from router.work.normalize import parse_delivery
+
+    settings = _settings(argparse.Namespace())
+    start = None
+    if since:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError as exc:
+            raise ServiceError(f"--since {since!r}: not an ISO date") from exc
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    engine = make_engine(settings.database_url)
+    stmt = select(inbox.c.id, inbox.c.source, inbox.c.event_type, inbox.c.body,
+                  inbox.c.received_at).order_by(inbox.c.id)
+    if start is not None:
+        stmt = stmt.where(inbox.c.received_at >= start)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    except Exception as exc:
+        raise ServiceError(f"cannot read the database: {type(exc).__name__}") from exc
+    finally:
+        engine.dispose()
+    return [Delivery(f"inbox:{r.id}", parse_delivery(r.source, r.event_type, r.body, r.received_at))
+            for r in rows]
+
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    """List outbox actions (default: all not done), oldest first."""
+    from sqlalchemy import select
+
+    from router.cli.render import format_table
+    from router.db.engine import make_engine
+    from router.db.tables import outbox
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url)
+    stmt = select(outbox).order_by(outbox.c.id)
+    if args.status != "all":
+        stmt = (stmt.where(outbox.c.status != "done") if args.status == "open"
+                else stmt.where(outbox.c.status == args.status))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    except Exception as exc:
+        raise ServiceError(f"cannot read the database: {type(exc).__name__}") from exc
+    finally:
+        engine.dispose()
+    table = [[str(r.id), r.status, r.type, _target_key(r.target), str(r.attempts),
+              r.next_at.isoformat(timespec="seconds"), (r.last_error or "")[:80]] for r in rows]
+    print(format_table(["id", "status", "action", "item", "attempts", "next", "last error"],
+                       table))
+    print(f"{len(rows)} actions")
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    """Put a dead (or waiting) action back in line now."""
+    from sqlalchemy import select, update
+
+    from router.db.engine import make_engine
+    from router.db.tables import outbox
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(select(outbox.c.status).where(outbox.c.id == args.id)).first()
+            if row is None:
+                raise ServiceError(f"outbox: no action {args.id}")
+            if row.status in ("done", "shadow"):
+                raise ServiceError(f"outbox: action {args.id} is {row.status}: nothing to retry")
+            conn.execute(update(outbox).where(outbox.c.id == args.id).values(
+                status="pending", attempts=0, next_at=datetime.now(UTC), last_error=None))
+    finally:
+        engine.dispose()
+    print(f"action {args.id} will be retried now")
+    return 0
+
+
+def _target_key(target_json: str) -> str:
+    import orjson
+
+    return str(orjson.loads(target_json).get("key", "?"))

@@ -1,0 +1,235 @@
+"""The HTTP service: webhook ingest, health, readiness, metrics (SPEC §6).
+
+`create_app()` builds everything from one `Settings`; nothing reads the environment per
+request. Later parts plug in without touching this file's routes:
+
+- background work (the worker, timers) goes in `app.state.lifespan_hooks`: each hook
+  is an async context manager factory, entered at startup after the database engine
+  exists and left, in reverse order, at shutdown;
+- the read API (`/api/v1/...`) is an `APIRouter` passed as `routers=` (or included on
+  the returned app before it starts).
+
+Run it with `uvicorn --factory router.app:app_from_env`, or through `firstline serve`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import Receive, Scope, Send
+
+from adapters import ADAPTERS
+from adapters.base import InboundAdapter
+from router.core.model import SOURCES
+from router.db.engine import make_engine, pending_migrations
+from router.db.group_commit import InboxWriter
+from router.db.inbox import count_inbox
+from router.db.tables import inbox, outbox
+from router.http.webhooks import OPENAPI_PATHS, WebhookIngest, webhook_source
+from router.settings import Settings
+
+LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+RESULTS = ("accepted", "duplicate", "unauthorized", "bad_request", "too_large", "unavailable")
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What the routes and the lifespan hooks share, kept on `app.state.runtime`."""
+
+    settings: Settings
+    engine: Engine
+    writer: InboxWriter
+    registry: CollectorRegistry  # register the worker's metrics here too
+
+
+class FirstlineApp(FastAPI):
+    """FastAPI, except that /webhooks/{source} goes straight to the ingest ASGI app.
+
+    Skipping FastAPI's middleware and router for that one path saves about a third of
+    the cost of a request (bench/ingest.py); middleware added to this app therefore does
+    not see webhook requests.
+    """
+
+    ingest: WebhookIngest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            source = webhook_source(scope)
+            if source is not None:
+                await self.ingest.handle(source, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """Add the webhook route, which FastAPI does not know about, to /openapi.json."""
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            schema["paths"] = {**OPENAPI_PATHS, **schema.get("paths", {})}
+        return self.openapi_schema or {}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    adapters: Mapping[str, InboundAdapter] | None = None,
+    lifespan_hooks: Iterable[LifespanHook] = (),
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """Build the service for one configuration; the database is opened lazily."""
+    if adapters is None:
+        adapters = _registered_adapters()
+    engine = make_engine(settings.database_url)
+    registry = CollectorRegistry()
+    writer = InboxWriter(engine)
+    runtime = Runtime(settings, engine, writer, registry)
+    app = FirstlineApp(title="firstline", version="0.1.0", lifespan=_lifespan)
+    app.state.runtime = runtime
+    app.state.lifespan_hooks = list(lifespan_hooks)
+    app.ingest = WebhookIngest(settings, adapters, writer, _delivery_counter(registry))
+    registry.register(InboxCollector(engine))
+    app.include_router(_service_routes(runtime))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def _registered_adapters() -> dict[str, InboundAdapter]:
+    """Return the adapter registry keyed by plain strings, as URL paths are."""
+    return {source: adapter for source, adapter in ADAPTERS.items()}
+
+
+def app_from_env() -> FastAPI:
+    """Build the app from `FIRSTLINE_*` variables (for `uvicorn --factory`)."""
+    return create_app(Settings())
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the plugged-in hooks while serving; close the writer and engine afterwards."""
+    runtime: Runtime = app.state.runtime
+    try:
+        async with AsyncExitStack() as stack:
+            for hook in app.state.lifespan_hooks:
+                await stack.enter_async_context(hook(app))
+            yield
+    finally:
+        await runtime.writer.aclose()
+        runtime.engine.dispose()
+
+
+def _delivery_counter(registry: CollectorRegistry) -> Callable[[str, str], None]:
+    """Count webhook requests by source and result; return the increment function.
+
+    Counters are per process: with several uvicorn workers, `firstline_inbox_deliveries`
+    (read from the database) is the total to trust.
+    """
+    counter = Counter(
+        "firstline_webhook_deliveries",
+        "Webhook requests answered, by source and result",
+        ["source", "result"],
+        registry=registry,
+    )
+    children: dict[tuple[str, str], Any] = {
+        (s, r): counter.labels(s, r) for s in SOURCES for r in RESULTS
+    }
+
+    def record(source: str, result: str) -> None:
+        child = children.get((source, result))
+        if child is not None:
+            child.inc()
+
+    return record
+
+
+class InboxCollector(Collector):
+    """Report stored deliveries by source and status, read from the database per scrape."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily("firstline_database_up", "Whether the last scrape reached it")
+        inbox = GaugeMetricFamily(
+            "firstline_inbox_deliveries",
+            "Stored deliveries by source and status (pending, done, failed)",
+            labels=["source", "status"],
+        )
+        try:
+            with self._engine.connect() as conn:
+                rows = count_inbox(conn)
+        except SQLAlchemyError:
+            up.add_metric([], 0)
+            return [up]
+        up.add_metric([], 1)
+        for source, status, count in rows:
+            inbox.add_metric([source, status], count)
+        return [up, inbox]
+
+
+WORKER_STALE_S = 60.0  # a worker loop beats at least every idle interval plus one batch
+
+
+def readiness_detail(engine: Engine) -> dict[str, Any]:
+    """Return the backlog and the dead actions, for /readyz."""
+    with engine.connect() as conn:
+        backlog = conn.execute(select(func.count()).where(
+            inbox.c.status == "pending")).scalar_one()
+        dead = conn.execute(select(outbox.c.id, outbox.c.type, outbox.c.last_error)
+                            .where(outbox.c.status == "dead").order_by(outbox.c.id)
+                            .limit(20)).all()
+    return {"backlog": int(backlog),
+            "dead_actions": [{"id": i, "type": t, "error": e} for i, t, e in dead]}
+
+
+def _service_routes(runtime: Runtime) -> APIRouter:
+    """Liveness, readiness and metrics. Sync handlers: FastAPI runs them off the event loop."""
+    router = APIRouter()
+
+    @router.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Answer while the process serves requests; says nothing about the database."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses={503: {"description": "database unreachable or behind"}})
+    def readyz(request: Request) -> JSONResponse:
+        """Answer 200 when the database is reachable and fully migrated and the worker (if
+        this process runs or knows one) is looping; the backlog and dead actions are in the detail
+        but do not fail it (SPEC §6)."""
+        try:
+            if pending_migrations(runtime.engine):
+                return JSONResponse({"detail": "database has pending migrations: run "
+                                               "`firstline db upgrade`"}, status_code=503)
+            detail = readiness_detail(runtime.engine)
+        except SQLAlchemyError as exc:
+            problem = f"database unreachable: {type(getattr(exc, 'orig', exc)).__name__}"
+            return JSONResponse({"detail": problem}, status_code=503)
+        stats = getattr(request.app.state, "worker_stats", None)
+        if stats is not None:  # this process runs the worker, or knows the one beside it
+            beat = stats()
+            if beat is None:
+                return JSONResponse({"status": "worker not started", "detail": detail},
+                                    status_code=503)
+            silent = time.time() - beat.last_beat
+            detail["worker_seconds_since_beat"] = round(silent, 1)
+            if silent > WORKER_STALE_S:
+                return JSONResponse({"status": "worker stalled", "detail": detail},
+                                    status_code=503)
+        return JSONResponse({"status": "ready", "detail": detail})
+
+    @router.get("/metrics", response_class=Response)
+    def metrics() -> Response:
+        """Expose Prometheus metrics in the text format."""
+        return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
