@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import yaml
@@ -17,6 +19,31 @@ from router.scope.load import Scope, load_scope, parse_scope
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "vendor"
 EXAMPLE_SCOPE = ROOT / "examples" / "scope.yaml"
+WAIT_S = 30.0  # generous: CI machines are slow, and nothing here asserts speed
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], what: str, timeout: float = WAIT_S,
+               ignore: tuple[type[BaseException], ...] = ()) -> T:
+    """Poll `check` until it returns something true and return that; fail naming `what`
+    and the last value seen. Exceptions of the `ignore` types count as not yet.
+
+    The one way tests wait for something to happen: never a bare sleep.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            if result := check():
+                return result
+            last = result
+        except ignore as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} "
+                                 f"(last: {last!r})"[:2000])
+        time.sleep(0.02)
 
 
 def fixture_bytes(source: str, name: str) -> bytes:

@@ -26,7 +26,7 @@ from router.settings import Settings
 from tests.standin_github import GitHubStandIn
 from tests.standin_jira import JiraStandin
 from tests.standin_pagerduty import PagerDutyStandIn
-from tests.support import EXAMPLE_SCOPE, FIXTURES, github_assigned_to_cto
+from tests.support import EXAMPLE_SCOPE, FIXTURES, eventually, github_assigned_to_cto
 from tests.vendors import SECRETS, signed_headers
 
 GITHUB_API = "https://api.github.test"
@@ -81,15 +81,13 @@ def post(client: TestClient, source: str, event: str, payload: Any, delivery: st
 
 def settle(engine: Engine, actions: int, timeout: float = 30) -> list[tuple[str, str]]:
     """Wait until `actions` outbox rows exist and none is pending; return (type, status)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def rows() -> tuple[list[tuple[str, str]]] | None:  # a tuple: no rows is an answer too
         with engine.connect() as conn:
-            rows = [(r.type, r.status) for r in conn.execute(
+            found = [(r.type, r.status) for r in conn.execute(
                 select(outbox.c.type, outbox.c.status).order_by(outbox.c.id))]
-        if len(rows) >= actions and all(s != "pending" for _, s in rows):
-            return rows
-        assert time.monotonic() < deadline, rows
-        time.sleep(0.05)
+        return (found,) if len(found) >= actions and all(s != "pending" for _, s in found) \
+            else None
+    return eventually(rows, f"{actions} actions, none pending", timeout)[0]
 
 
 def test_ticket_assigned_directly_to_the_cto_is_handed_to_its_owner(
@@ -179,15 +177,11 @@ def test_shadow_mode_performs_nothing_and_records_what_it_would_do(
 
 
 def _decisions(client: TestClient, want: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while True:
+    def items() -> list[dict[str, Any]] | None:
         page = client.get("/api/v1/decisions", headers={"Authorization": "Bearer x"})
-        items = page.json().get("items", []) if page.status_code == 200 else []
-        if len(items) >= want:
-            return list(items)
-        assert time.monotonic() < deadline, page.text
-        time.sleep(0.05)
-
+        found = page.json().get("items", []) if page.status_code == 200 else []
+        return list(found) if len(found) >= want else None
+    return eventually(items, f"{want} decisions")
 
 
 def test_escalation_lifecycle_acknowledged_resolved_and_the_page_resolved(
@@ -242,11 +236,7 @@ def page_event(client: TestClient, name: str, key: str, at: datetime | None = No
 
 
 def _escalation(client: TestClient, done: Any) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while True:
+    def found() -> dict[str, Any] | None:
         items = client.get("/api/v1/escalations", headers={"Authorization": "Bearer x"}).json()
-        found = [e for e in items["items"] if done(e)]
-        if found:
-            return dict(found[0])
-        assert time.monotonic() < deadline, items
-        time.sleep(0.05)
+        return next((dict(e) for e in items["items"] if done(e)), None)
+    return eventually(found, "the escalation")

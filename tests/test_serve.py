@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,10 @@ from vendors import SECRETS, VENDOR, signed_headers
 
 from router.db.engine import make_engine
 from router.db.tables import decisions
-from tests.support import EXAMPLE_SCOPE, ROOT, github_assigned_to_cto
+from tests.support import EXAMPLE_SCOPE, ROOT, WAIT_S, eventually, github_assigned_to_cto
 
 GITHUB_BODY = (VENDOR / "github" / "issues.opened.json").read_bytes()
 TOKEN = "serve-test-token"
-WAIT_S = 30.0  # generous: CI machines are slow; nothing here asserts speed
 
 
 def free_port() -> int:
@@ -36,18 +36,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def until(check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
-    """Poll `check` until it returns something true; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if result := check():
-                return result
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+# The service may be starting or stopping: a refused connection means not yet.
+_eventually = partial(eventually, ignore=(httpx.TransportError,))
 
 
 @dataclass
@@ -89,7 +79,7 @@ def start(tmp_path: Path, db_url: str, port: int | None = None, mode: str = "sha
 @contextmanager
 def running(serve: Serve) -> Iterator[Serve]:
     try:
-        until(lambda: httpx.get(f"{serve.base}/readyz").status_code == 200, "/readyz")
+        _eventually(lambda: httpx.get(f"{serve.base}/readyz").status_code == 200, "/readyz")
         yield serve
     finally:
         if serve.process.poll() is None:  # as a supervisor stops it: SIGTERM, then SIGKILL
@@ -124,14 +114,14 @@ def test_serve_runs_the_worker_beside_the_http_side(serve: Serve) -> None:
         return sorted(Path(f"/proc/{pid}/comm").read_text().strip()
                       for pid in serve.children())
 
-    until(lambda: names() == ["firstline-act0", "firstline-http"],  # as `top` shows them
+    _eventually(lambda: names() == ["firstline-act0", "firstline-http"],  # as `top` shows them
           f"the children's names (now {names()})")
     ready = httpx.get(f"{serve.base}/readyz").json()
     assert ready["status"] == "ready" and "worker_seconds_since_beat" in ready["detail"]
     deliver(serve, "serve-1")
-    decision = until(lambda: decided(serve, "serve-1"), "the decision")
+    decision = _eventually(lambda: decided(serve, "serve-1"), "the decision")
     assert decision["source"] == "github"
-    metrics = until(lambda: "firstline_decisions_total{" in (
+    metrics = _eventually(lambda: "firstline_decisions_total{" in (
         text := httpx.get(f"{serve.base}/metrics").text) and text, "worker metrics")
     assert 'firstline_decisions_total{outcome="' + decision["outcome"] + '"} 1.0' in metrics
 
@@ -141,10 +131,10 @@ def test_sighup_reloads_the_note_in_both_processes(serve: Serve) -> None:
     serve.rules.write_text(EXAMPLE_SCOPE.read_text().replace(
         "ad_hoc_hours_per_week: 6", "ad_hoc_hours_per_week: 4"))
     serve.process.send_signal(signal.SIGHUP)
-    after = until(lambda: (h := serve.api("/api/v1/scope")["hash"]) != before and h,
+    after = _eventually(lambda: (h := serve.api("/api/v1/scope")["hash"]) != before and h,
                   "the HTTP side's reload")
     deliver(serve, "after-reload")
-    until(lambda: decided(serve, "after-reload"), "the decision")
+    _eventually(lambda: decided(serve, "after-reload"), "the decision")
     engine = make_engine(serve.db_url)
     with engine.connect() as conn:
         used = conn.execute(select(decisions.c.scope_hash).where(
@@ -165,14 +155,14 @@ def test_sigterm_stops_every_process(serve: Serve) -> None:
     children = serve.children()
     serve.process.send_signal(signal.SIGTERM)
     assert serve.process.wait(timeout=WAIT_S) == 0
-    until(lambda: all(gone(c) for c in children), "the children to exit")
+    _eventually(lambda: all(gone(c) for c in children), "the children to exit")
 
 
 def test_no_child_outlives_a_killed_worker(serve: Serve) -> None:
     children = serve.children()
     serve.process.kill()
     serve.process.wait(timeout=WAIT_S)
-    until(lambda: all(gone(c) for c in children), "the children to exit")
+    _eventually(lambda: all(gone(c) for c in children), "the children to exit")
 
 
 def test_a_killed_serve_leaves_no_runtime_directory_behind(tmp_path: Path, db_url: str
@@ -198,7 +188,7 @@ def test_a_killed_serve_leaves_no_runtime_directory_behind(tmp_path: Path, db_ur
         first.process.kill()
         first.process.wait(timeout=WAIT_S)
         # the children unlink their sockets as they exit: done before the clock is set back
-        until(lambda: all(gone(c) for c in children), "the children to exit")
+        _eventually(lambda: all(gone(c) for c in children), "the children to exit")
     assert killed[0].exists()
     for path in (mine, killed[0]):
         os.utime(path, (a_while_ago, a_while_ago))
@@ -212,7 +202,7 @@ def test_a_performer_that_dies_stops_serve(serve: Serve) -> None:
     http, performer = serve.children()
     os.kill(performer, signal.SIGKILL)
     assert serve.process.wait(timeout=WAIT_S) == 1
-    until(lambda: gone(http), "the HTTP side to exit")
+    _eventually(lambda: gone(http), "the HTTP side to exit")
     assert "the firstline-performer-0 process exited with status -9" in serve.log.read_text()
 
 
@@ -238,7 +228,7 @@ def test_serve_acts_through_its_performers(tmp_path: Path, db_url: str,
             response = httpx.post(f"{serve.base}/webhooks/github", content=body,
                                   headers=signed_headers("github", body, "issues", "act-1"))
             assert response.status_code == 202
-            issue = until(lambda: (i := httpx.get(f"{github}/_bench/results").json()[
+            issue = _eventually(lambda: (i := httpx.get(f"{github}/_bench/results").json()[
                 "issues"]["1"])["comments"] and i, "the comment")
             time.sleep(0.5)  # anything doubled would arrive now
             results = httpx.get(f"{github}/_bench/results").json()
