@@ -1,35 +1,44 @@
-"""Assemble the running service: scope note, ingest app, worker, read API (`firstline serve`).
+"""Assemble and run the service: `firstline serve` (HTTP, worker and performer in one
+process) and `firstline worker` (worker and performer, no HTTP).
 
 The scope note is loaded once at start (an invalid one stops the start with its
 `path:line:` problems) and again on SIGHUP; a reload that fails keeps the note in force.
+SIGTERM (and SIGINT) stop the process gracefully: no new deliveries are taken (uvicorn
+closes its socket and finishes the requests in flight), the worker finishes its batch,
+the performer its lanes' current actions, and what it held goes back to the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import signal
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
 from adapters.base import OutboundAdapter
-from router.db.engine import make_engine, pending_migrations, upgrade_engine
+from router.db.engine import (
+    DatabaseInUse,
+    hold_sqlite_file,
+    make_engine,
+    pending_migrations,
+    upgrade_engine,
+)
+from router.db.outbox import release_all
 from router.http.api import read_api
 from router.http.app import create_app
 from router.scope.holder import ScopeHolder
 from router.settings import Settings
-from router.work.background import STATS_FILE, WAKE_SOCKET, build_loops, run_loops, runtime_dir
-from router.work.metrics import WorkerCollector, read_stats
-from router.work.wake import WakeSender
-
-RUN_WORKER_ENV = "FIRSTLINE_RUN_WORKER"  # `serve --no-worker` sets it to false
+from router.work.metrics import Metrics
+from router.work.runner import Background
 
 log = logging.getLogger("firstline.service")
+
+GRACE_S = 8  # for requests in flight at SIGTERM; the loops get router.work.runner's
 
 
 class DatabaseNotReady(RuntimeError):
@@ -53,67 +62,85 @@ def prepare_database(settings: Settings) -> None:
         engine.dispose()
 
 
+_HELD: list[object] = []  # SQLite files this process holds, until it exits
+
+
+def own_database(settings: Settings) -> None:
+    """Before a process decides or performs: on SQLite, lock the file for this process
+    until it exits (refusing a second one) and take back the actions a killed
+    predecessor had claimed."""
+    engine = make_engine(settings.database_url)
+    try:
+        held = hold_sqlite_file(engine)
+        if held is not None:
+            _HELD.append(held)
+            with engine.begin() as conn:
+                if released := release_all(conn, datetime.now(UTC)):
+                    log.warning("took back %d actions claimed by a process that is gone",
+                                released)
+    except DatabaseInUse as exc:
+        raise DatabaseNotReady(str(exc)) from exc
+    finally:
+        engine.dispose()
+
+
 def build_service(settings: Settings, run_worker: bool = True,
                   adapters: Mapping[str, OutboundAdapter] | None = None) -> FastAPI:
-    """Return the app and read API, with the worker and outbox performer in this process
-    unless `run_worker` is false. `adapters` replaces the vendors' outbound sides
-    (stand-ins, staging).
-
-    Without its own worker the app wakes and reports the one `serve` runs beside it
-    (router.work.background), when FIRSTLINE_RUNTIME_DIR names their runtime directory.
-    """
-    runtime = runtime_dir()
-    holder = ScopeHolder(settings, warn=run_worker or runtime is None)
-    engine = make_engine(settings.database_url)
+    """Return the app and read API, with the worker and outbox performer running as
+    threads of this process while it serves, unless `run_worker` is false. `adapters`
+    replaces the vendors' outbound sides (stand-ins, staging)."""
+    holder = ScopeHolder(settings)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def background(app: FastAPI) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        # Outside the main thread (tests) there is no signal handler; reload() still works.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, holder.reload)
-        if not run_worker:
-            from_elsewhere(app, runtime)
-            yield
-            return
-        worker, actor = build_loops(settings, holder, adapters)
-        app.state.worker_stats = lambda: worker.stats
-        app.state.runtime.registry.register(WorkerCollector(app.state.worker_stats, engine))
-        app.state.runtime.writer.on_commit = worker.waker.wake  # stored: decide it now
-        stop = asyncio.Event()
-        loops = asyncio.create_task(run_loops(worker, actor, stop))
+        work = Background(settings, holder, adapters, metrics)
+        app.state.runtime.writer.on_commit = work.worker.wake  # stored: decide it now
+        app.state.worker_beat = lambda: work.worker.last_beat
+        work.start()
         try:
             yield
         finally:
-            stop.set()
-            await loops
+            await asyncio.to_thread(work.stop)
 
-    app = create_app(settings, lifespan_hooks=[background],
-                     routers=[read_api(settings, engine, holder)])
+    engine = make_engine(settings.database_url)
+    app = create_app(settings, lifespan_hooks=[background] if run_worker else [],
+                     routers=[read_api(settings, engine, holder)], metrics=metrics)
     app.state.scope = holder
     return app
 
 
-def from_elsewhere(app: FastAPI, runtime: Path | None) -> None:
-    """Wire the app to a worker in another process: wake it after each stored batch and
-    read its counters, when `serve` gave both a runtime directory."""
-    if runtime is None:  # `serve --no-worker`: the worker runs apart, unknown to us
-        return
-    sender = WakeSender(runtime / WAKE_SOCKET)
-    app.state.runtime.writer.on_commit = sender.wake
-    app.state.worker_stats = lambda: read_stats(runtime / STATS_FILE)
-    app.state.runtime.registry.register(WorkerCollector(app.state.worker_stats,
-                                                        app.state.runtime.engine))
-
-
-def app_from_env() -> FastAPI:
-    """Build the service from `FIRSTLINE_*` variables (for `uvicorn --factory`)."""
-    return build_service(Settings(), run_worker=os.environ.get(RUN_WORKER_ENV) != "false")
-
-
-def run_http(host: str, port: int, workers: int) -> None:
-    """Serve the app (router.service.app_from_env) with uvicorn, in this process."""
+def serve(settings: Settings, host: str, port: int, run_worker: bool = True) -> int:
+    """Serve HTTP with uvicorn in this process, the worker and performer beside it unless
+    `run_worker` is false; return the exit status once stopped (1: could not start)."""
     import uvicorn
 
-    uvicorn.run("router.service:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level="info", access_log=False)
+    app = build_service(settings, run_worker)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info",
+                                           access_log=False, lifespan="on",
+                                           timeout_graceful_shutdown=GRACE_S))
+    _on_signals(app.state.scope)
+    server.run()
+    return 0 if server.started else 1
+
+
+def work(settings: Settings) -> int:
+    """Run the worker and performer (no HTTP) until SIGTERM or SIGINT."""
+    holder = ScopeHolder(settings)
+    background = Background(settings, holder)
+    stop = threading.Event()
+    _on_signals(holder, stop)
+    background.start()
+    while not stop.wait(3600):
+        pass
+    background.stop()
+    return 0
+
+
+def _on_signals(holder: ScopeHolder, stop: threading.Event | None = None) -> None:
+    """SIGHUP reloads the scope note; SIGTERM and SIGINT set `stop`. Without `stop`,
+    uvicorn handles those two while it serves, and re-raises them once stopped: this
+    handler then swallows them, so a stop asked for exits 0."""
+    signal.signal(signal.SIGHUP, lambda *_: holder.reload())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set() if stop is not None else None)

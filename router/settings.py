@@ -59,9 +59,9 @@ class Settings(BaseSettings):
     retention_days: int | None = None
     # Items whose outbox actions are performed side by side (router.work.outbox); 1: one at a time.
     outbox_concurrency: int = Field(default=8, ge=1)
-    # Outbox performer processes `serve` runs beside its worker (router.work.processes); 0
-    # performs the outbox in the worker's process.
-    performers: int = Field(default=1, ge=0)
+    # Seconds between looks for work nobody announced (timers coming due, backoffs ending,
+    # a wake-up lost with a dropped connection); new deliveries and actions wake the loops.
+    poll_interval: float = Field(default=1.0, gt=0)
 
     @field_validator("*")
     @classmethod

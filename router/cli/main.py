@@ -77,19 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="DIR_OR_FILE")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("serve", help="run the HTTP service and its worker")
+    p = sub.add_parser("serve", help="run the service: receive, decide and act, one process")
     p.add_argument("--rules", help="scope note (default: FIRSTLINE_RULES or ./scope.yaml)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    p.add_argument("--no-worker", action="store_true", help="only receive; run "
-                   "`firstline worker` separately")
-    p.add_argument("--performers", type=int, default=None, metavar="N",
-                   help="outbox performer processes (default: FIRSTLINE_PERFORMERS or 1; "
-                   "0 performs in the worker's process)")
+    p.add_argument("--no-worker", action="store_true", help="only receive (PostgreSQL); "
+                   "run `firstline worker` processes to decide and act")
     p.set_defaults(func=service_cli.cmd_serve)
 
-    p = sub.add_parser("worker", help="run only the worker (deliveries and timers)")
+    p = sub.add_parser("worker", help="decide deliveries and timers and act, without HTTP")
     p.add_argument("--rules", help="scope note (default: FIRSTLINE_RULES or ./scope.yaml)")
     p.add_argument("--once", action="store_true", help="process what is there, then exit")
     p.set_defaults(func=service_cli.cmd_worker)

@@ -7,9 +7,7 @@ importing the web stack.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import signal
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -27,7 +25,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     from router.settings import Settings
 
     if getattr(args, "rules", None):
-        os.environ["FIRSTLINE_RULES"] = args.rules  # the uvicorn factory reads it too
+        os.environ["FIRSTLINE_RULES"] = args.rules
     try:
         return Settings()
     except Exception as exc:  # pydantic's ValidationError: a bad FIRSTLINE_* value
@@ -40,7 +38,7 @@ def _ready(args: argparse.Namespace) -> Settings:
     from router.service import DatabaseNotReady, prepare_database
 
     settings = _settings(args)
-    ScopeHolder(settings)  # raises ScopeError, printed by main
+    ScopeHolder(settings, warn=False)  # raises ScopeError, printed by main; warns later
     try:
         prepare_database(settings)
     except DatabaseNotReady as exc:
@@ -48,50 +46,62 @@ def _ready(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _own_database(settings: Settings) -> None:
+    from router.service import DatabaseNotReady, own_database
+
+    try:
+        own_database(settings)
+    except DatabaseNotReady as exc:
+        raise ServiceError(str(exc)) from exc
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the HTTP side in a child process and the worker and performer in this one
-    (router.work.background explains why); `--no-worker` runs only the HTTP side, here."""
+    """Receive webhooks, and (unless --no-worker) decide and act, in this one process."""
     from router.logs import setup_logging
-    from router.service import RUN_WORKER_ENV, run_http
+    from router.service import serve
 
     settings = _ready(args)
+    sqlite = settings.database_url.startswith("sqlite")
+    if args.no_worker and sqlite:
+        raise ServiceError("--no-worker needs PostgreSQL: on SQLite one `firstline serve` "
+                           "receives, decides and acts (SQLite serves one process)")
     setup_logging()
-    os.environ[RUN_WORKER_ENV] = "false"  # the HTTP side never runs the worker itself
-    if args.no_worker:
-        run_http(args.host, args.port, args.workers)
-        return 0
-    from router.processes import serve_split
-
-    performers = settings.performers if args.performers is None else args.performers
-    if performers < 0:
-        raise ServiceError(f"--performers {performers}: give 0 or more")
-    return serve_split(settings, args.host, args.port, args.workers, performers)
+    if not args.no_worker:
+        _own_database(settings)
+    return serve(settings, args.host, args.port, run_worker=not args.no_worker)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Decide deliveries and timers and perform the outbox, without the HTTP side."""
     from router.logs import setup_logging
-    from router.scope.holder import ScopeHolder
-    from router.work.background import build_loops, run_loops
 
     settings = _ready(args)
-    holder = ScopeHolder(settings)
-    worker, actor = build_loops(settings, holder)
     setup_logging()
+    _own_database(settings)
     if args.once:
+        return _work_once(settings)
+    from router.service import work
+
+    return work(settings)
+
+
+def _work_once(settings: Settings) -> int:
+    from router.db.engine import worker_engine
+    from router.scope.holder import ScopeHolder
+    from router.work.outbox import Performer
+    from router.work.runner import lazy_adapters
+    from router.work.worker import Worker, utcnow
+
+    engine = worker_engine(settings.database_url)
+    worker = Worker(engine, ScopeHolder(settings))
+    performer = Performer(engine, lazy_adapters(settings), utcnow,
+                          concurrency=settings.outbox_concurrency)
+    try:
         decided = worker.drain()
-        print(f"decided {decided} deliveries and timers, performed {actor.drain()} actions")
-        return 0
-    stop = asyncio.Event()
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, holder.reload)
-        await run_loops(worker, actor, stop)
-
-    asyncio.run(main())
+        print(f"decided {decided} deliveries and timers, performed {performer.drain()} actions")
+    finally:
+        performer.close()
+        engine.dispose()
     return 0
 
 

@@ -9,6 +9,7 @@ two processes share the file instead of failing at once on a lock.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -125,6 +126,32 @@ def pending_migrations(engine: Engine) -> bool:
 def _script_heads() -> frozenset[str]:
     """Read the migration heads once: they are files in the package and never change."""
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+class DatabaseInUse(RuntimeError):
+    """Another process already serves this SQLite file."""
+
+
+def hold_sqlite_file(engine: Engine) -> object | None:
+    """Lock a SQLite database file for this process until it exits; None on PostgreSQL.
+
+    SQLite serves one process (`firstline serve`, or `firstline worker` alone): a second
+    one would fight it for the write lock, and would take the first one's claimed actions
+    for a dead process's (router.db.outbox). The kernel drops the lock when the process
+    ends, `kill -9` included. Returns the open file, which must be kept (closing it lets go).
+    """
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    path = Path(engine.url.database)
+    held = path.open("rb")
+    try:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held.close()
+        raise DatabaseInUse(
+            f"another firstline process is serving {path}: SQLite serves one process "
+            "(stop the other, or use PostgreSQL to run several)") from None
+    return held
 
 
 _TURNS: dict[int, threading.Lock] = {}

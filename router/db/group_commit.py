@@ -18,7 +18,8 @@ writer on the loop.
   growing. It never checkpoints either: a checkpoint copies and fsyncs megabytes and
   would stall the loop, so a thread does it (`_Checkpointer`).
 - PostgreSQL: an async psycopg connection; while a batch is in flight the loop keeps
-  serving and the next batch fills.
+  serving and the next batch fills. Once a batch with new deliveries is committed, a
+  NOTIFY wakes the workers of every process (router.db.notify).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from sqlalchemy import Engine
 from sqlalchemy.pool import PoolProxiedConnection
 
 from router.db.inbox import Delivery, Stored, plan_insert
+from router.db.notify import INBOX
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class InboxWriter:
         self._locked_since: float | None = None
         self._checkpointer: _Checkpointer | None = None
         self.on_commit: Callable[[], None] | None = None  # called after each batch commits
+        # (this process's worker, if it runs one, decides what was stored)
 
     def _committed(self) -> None:
         if self.on_commit is not None:
@@ -201,6 +204,11 @@ class InboxWriter:
             async with conn.transaction():
                 for sql, params in plan.statements:
                     returned += await (await conn.execute(sql, params)).fetchall()
+        if returned:  # committed (autocommit): workers anywhere may decide them now
+            try:
+                await conn.execute(f"NOTIFY {INBOX}")
+            except psycopg.Error as exc:  # stored all the same; the workers' poll finds them
+                log.warning("could not announce stored deliveries: %s", _short(exc))
         return plan.outcome(returned)
 
     async def _connection(self) -> psycopg.AsyncConnection[tuple[object, ...]]:

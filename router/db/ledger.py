@@ -131,6 +131,7 @@ class DbLedger:
         self.weeks: dict[date, tuple[float, set[ItemId]]] = {}
         self.rows: dict[ItemId, _Item] = {}
         self._decisions: list[_Decision] = []
+        self.queued = 0  # actions queued for the performer (not shadow)
 
     # -- reading --------------------------------------------------------------------
 
@@ -305,6 +306,7 @@ class DbLedger:
         if not decision.actions:
             return
         status = "pending" if self.scope.mode == "enforce" else "shadow"
+        self.queued += len(decision.actions) if status == "pending" else 0
         target = orjson.dumps({"source": item.source, "id": item.id, "key": item.key,
                                "kind": item.kind, "project": item.project,
                                "url": item.url}).decode()

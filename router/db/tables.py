@@ -201,8 +201,10 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("done_at", UTCDateTime, nullable=True),
+    # The performer holding the row's lease (router.db.outbox); NULL when not leased.
+    Column("claimed_by", String(64), nullable=True),
     Index(None, "status", "next_at"),
     Index(None, "decision_id"),
-    Index(None, "item", "status", "id"),  # an item's earlier pending actions (router.work.outbox)
-    Index(None, "status", "id"),  # the claim: pending actions in id order (router.work.outbox)
+    Index(None, "item", "status", "id"),  # an item's earlier pending actions (router.db.outbox)
+    Index(None, "status", "id"),  # the claim: pending actions in id order (router.db.outbox)
 )

@@ -9,7 +9,8 @@ request. Later parts plug in without touching this file's routes:
 - the read API (`/api/v1/...`) is an `APIRouter` passed as `routers=` (or included on
   the returned app before it starts).
 
-Run it with `uvicorn --factory router.app:app_from_env`, or through `firstline serve`.
+The service assembles it with its worker and read API (router.service); `firstline serve`
+runs that.
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Receive, Scope, Send
@@ -34,10 +33,10 @@ from adapters.base import InboundAdapter
 from router.core.model import SOURCES
 from router.db.engine import make_engine, pending_migrations
 from router.db.group_commit import InboxWriter
-from router.db.inbox import count_inbox
 from router.db.tables import inbox, outbox
 from router.http.webhooks import OPENAPI_PATHS, WebhookIngest, webhook_source
 from router.settings import Settings
+from router.work.metrics import Metrics
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 RESULTS = ("accepted", "duplicate", "unauthorized", "bad_request", "too_large", "unavailable")
@@ -50,7 +49,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     writer: InboxWriter
-    registry: CollectorRegistry  # register the worker's metrics here too
+    metrics: Metrics
 
 
 class FirstlineApp(FastAPI):
@@ -85,19 +84,21 @@ def create_app(
     adapters: Mapping[str, InboundAdapter] | None = None,
     lifespan_hooks: Iterable[LifespanHook] = (),
     routers: Sequence[APIRouter] = (),
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """Build the service for one configuration; the database is opened lazily."""
     if adapters is None:
         adapters = _registered_adapters()
     engine = make_engine(settings.database_url)
-    registry = CollectorRegistry()
+    metrics = metrics or Metrics()
+    metrics.read_database(engine)
     writer = InboxWriter(engine)
-    runtime = Runtime(settings, engine, writer, registry)
+    runtime = Runtime(settings, engine, writer, metrics)
     app = FirstlineApp(title="firstline", version="0.1.0", lifespan=_lifespan)
     app.state.runtime = runtime
     app.state.lifespan_hooks = list(lifespan_hooks)
-    app.ingest = WebhookIngest(settings, adapters, writer, _delivery_counter(registry))
-    registry.register(InboxCollector(engine))
+    app.state.worker_beat = None  # when this process runs the worker: its last loop's time
+    app.ingest = WebhookIngest(settings, adapters, writer, _delivery_counter(metrics))
     app.include_router(_service_routes(runtime))
     for router in routers:
         app.include_router(router)
@@ -107,11 +108,6 @@ def create_app(
 def _registered_adapters() -> dict[str, InboundAdapter]:
     """Return the adapter registry keyed by plain strings, as URL paths are."""
     return {source: adapter for source, adapter in ADAPTERS.items()}
-
-
-def app_from_env() -> FastAPI:
-    """Build the app from `FIRSTLINE_*` variables (for `uvicorn --factory`)."""
-    return create_app(Settings())
 
 
 @asynccontextmanager
@@ -128,20 +124,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.engine.dispose()
 
 
-def _delivery_counter(registry: CollectorRegistry) -> Callable[[str, str], None]:
-    """Count webhook requests by source and result; return the increment function.
-
-    Counters are per process: with several uvicorn workers, `firstline_inbox_deliveries`
-    (read from the database) is the total to trust.
-    """
-    counter = Counter(
-        "firstline_webhook_deliveries",
-        "Webhook requests answered, by source and result",
-        ["source", "result"],
-        registry=registry,
-    )
+def _delivery_counter(metrics: Metrics) -> Callable[[str, str], None]:
+    """Return the function that counts webhook requests by source and result."""
     children: dict[tuple[str, str], Any] = {
-        (s, r): counter.labels(s, r) for s in SOURCES for r in RESULTS
+        (s, r): metrics.webhooks.labels(s, r) for s in SOURCES for r in RESULTS
     }
 
     def record(source: str, result: str) -> None:
@@ -150,31 +136,6 @@ def _delivery_counter(registry: CollectorRegistry) -> Callable[[str, str], None]
             child.inc()
 
     return record
-
-
-class InboxCollector(Collector):
-    """Report stored deliveries by source and status, read from the database per scrape."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def collect(self) -> Iterable[Metric]:
-        up = GaugeMetricFamily("firstline_database_up", "Whether the last scrape reached it")
-        inbox = GaugeMetricFamily(
-            "firstline_inbox_deliveries",
-            "Stored deliveries by source and status (pending, done, failed)",
-            labels=["source", "status"],
-        )
-        try:
-            with self._engine.connect() as conn:
-                rows = count_inbox(conn)
-        except SQLAlchemyError:
-            up.add_metric([], 0)
-            return [up]
-        up.add_metric([], 1)
-        for source, status, count in rows:
-            inbox.add_metric([source, status], count)
-        return [up, inbox]
 
 
 WORKER_STALE_S = 60.0  # a worker loop beats at least every idle interval plus one batch
@@ -204,7 +165,7 @@ def _service_routes(runtime: Runtime) -> APIRouter:
     @router.get("/readyz", responses={503: {"description": "database unreachable or behind"}})
     def readyz(request: Request) -> JSONResponse:
         """Answer 200 when the database is reachable and fully migrated and the worker (if
-        this process runs or knows one) is looping; the backlog and dead actions are in the detail
+        this process runs one) is looping; the backlog and dead actions are in the detail
         but do not fail it (SPEC §6)."""
         try:
             if pending_migrations(runtime.engine):
@@ -214,13 +175,9 @@ def _service_routes(runtime: Runtime) -> APIRouter:
         except SQLAlchemyError as exc:
             problem = f"database unreachable: {type(getattr(exc, 'orig', exc)).__name__}"
             return JSONResponse({"detail": problem}, status_code=503)
-        stats = getattr(request.app.state, "worker_stats", None)
-        if stats is not None:  # this process runs the worker, or knows the one beside it
-            beat = stats()
-            if beat is None:
-                return JSONResponse({"status": "worker not started", "detail": detail},
-                                    status_code=503)
-            silent = time.time() - beat.last_beat
+        beat = request.app.state.worker_beat
+        if beat is not None:  # this process runs the worker
+            silent = time.time() - beat()
             detail["worker_seconds_since_beat"] = round(silent, 1)
             if silent > WORKER_STALE_S:
                 return JSONResponse({"status": "worker stalled", "detail": detail},
@@ -230,6 +187,7 @@ def _service_routes(runtime: Runtime) -> APIRouter:
     @router.get("/metrics", response_class=Response)
     def metrics() -> Response:
         """Expose Prometheus metrics in the text format."""
-        return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(runtime.metrics.registry),
+                        media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -1,80 +1,91 @@
-"""Expose the worker on /metrics: decisions by outcome, backlog, latency, timers, failures.
+"""What /metrics shows: prometheus_client counters and histograms kept by this process,
+and gauges read from the database at each scrape.
 
-When the worker runs in another process (`firstline serve` runs it beside the HTTP
-process), it publishes its counters to a small JSON file once a second; the HTTP process
-reads them back for /metrics and /readyz.
+Each service builds one `Metrics` on a registry of its own (tests build many services in
+one process). Counters and histograms count what this process did; the database gauges
+(backlog, armed timers, actions by status, stored deliveries) are the same whichever
+replica is scraped.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterable
-from dataclasses import asdict
-from pathlib import Path
+from collections.abc import Iterable
 
-import orjson
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from router.db.inbox import count_inbox
 from router.db.tables import OUTBOX_STATUSES, inbox, outbox, timers
-from router.work.worker import WorkerStats
 
-StatsSource = Callable[[], WorkerStats | None]  # None: the worker has not reported yet
-
-
-def publish_stats(stats: WorkerStats, path: Path) -> None:
-    """Write the counters for the HTTP process to read (atomically: write, then rename)."""
-    scratch = path.with_name(f".{path.name}.{os.getpid()}")
-    scratch.write_bytes(orjson.dumps(asdict(stats)))
-    os.replace(scratch, path)
+# Seconds; the goal is 0.1 from webhook to action, and backoffs run to an hour.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                   300.0, 3600.0)
 
 
-def read_stats(path: Path) -> WorkerStats | None:
-    """Read what `publish_stats` wrote; None before the worker first reported."""
-    with contextlib.suppress(FileNotFoundError, ValueError, TypeError):
-        return WorkerStats(**orjson.loads(path.read_bytes()))
-    return None
+class Metrics:
+    """The service's metrics, on `registry` (exposed by router.http.app at /metrics)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.webhooks = Counter("firstline_webhook_deliveries",
+                                "Webhook requests answered, by source and result",
+                                ["source", "result"], registry=r)
+        self.decisions = Counter("firstline_decisions", "Decisions made, by outcome",
+                                 ["outcome"], registry=r)
+        self.decision_latency = Histogram(
+            "firstline_decision_latency_seconds",
+            "Seconds from a delivery's receipt to its decision", buckets=LATENCY_BUCKETS,
+            registry=r)
+        self.action_latency = Histogram(
+            "firstline_action_latency_seconds",
+            "Seconds from a decision to its action confirmed done by the tracker",
+            ["type"], buckets=LATENCY_BUCKETS, registry=r)
+        self.actions = Counter("firstline_actions",
+                               "Actions performed, by what became of them (done, dead)",
+                               ["result"], registry=r)
+        self.timers_fired = Counter("firstline_timers_fired",
+                                    "Timers that came due and were decided", registry=r)
+        self.deliveries_failed = Counter("firstline_deliveries_failed",
+                                         "Deliveries parked as failed after repeated errors",
+                                         registry=r)
+
+    def read_database(self, engine: Engine) -> None:
+        """Also report the database's gauges at each scrape."""
+        self.registry.register(DatabaseCollector(engine))
 
 
-class WorkerCollector(Collector):
-    """Report the worker's counters and the database's backlog per scrape."""
+class DatabaseCollector(Collector):
+    """Report what the database holds, read per scrape; `firstline_database_up` 0 when it
+    cannot be reached."""
 
-    def __init__(self, stats: StatsSource, engine: Engine) -> None:
-        self._stats = stats
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
     def collect(self) -> Iterable[Metric]:
-        stats = self._stats() or WorkerStats()
-        decided = CounterMetricFamily("firstline_decisions", "Decisions made by the worker",
-                                      labels=["outcome"])
-        for outcome, n in sorted((stats.by_outcome or {}).items()):
-            decided.add_metric([outcome], n)
-        latency = CounterMetricFamily(
-            "firstline_decision_latency_seconds",
-            "Seconds from a delivery's receipt to its decision, summed (divide by _count)")
-        latency.add_metric([], stats.latency_sum)
-        count = CounterMetricFamily("firstline_decision_latency_count",
-                                    "Deliveries whose latency is summed above")
-        count.add_metric([], stats.decided)
-        fired = CounterMetricFamily("firstline_timers_fired", "Timers that came due and decided")
-        fired.add_metric([], stats.timers_fired)
-        failed = CounterMetricFamily("firstline_deliveries_failed",
-                                     "Deliveries parked as failed after repeated errors")
-        failed.add_metric([], stats.failed)
-        out: list[Metric] = [decided, latency, count, fired, failed]
+        up = GaugeMetricFamily("firstline_database_up", "Whether the last scrape reached it")
         try:
             with self._engine.connect() as conn:
+                stored = count_inbox(conn)
                 backlog = conn.execute(select(func.count()).where(
                     inbox.c.status == "pending")).scalar_one()
                 armed = conn.execute(select(func.count()).where(
                     timers.c.armed.is_(True))).scalar_one()
-                actions = conn.execute(select(outbox.c.status, func.count())
-                                       .group_by(outbox.c.status)).all()
+                actions = {str(status): int(n) for status, n in conn.execute(
+                    select(outbox.c.status, func.count()).group_by(outbox.c.status))}
         except SQLAlchemyError:
-            return out
+            up.add_metric([], 0)
+            return [up]
+        up.add_metric([], 1)
+        deliveries = GaugeMetricFamily(
+            "firstline_inbox_deliveries",
+            "Stored deliveries by source and status (pending, done, failed)",
+            labels=["source", "status"])
+        for source, status, count in stored:
+            deliveries.add_metric([source, status], count)
         pending = GaugeMetricFamily("firstline_backlog", "Stored deliveries not yet decided")
         pending.add_metric([], backlog)
         armed_timers = GaugeMetricFamily("firstline_timers_armed", "Timers waiting to come due")
@@ -83,7 +94,6 @@ class WorkerCollector(Collector):
             "firstline_outbox_actions",
             "Actions by status: pending, done, dead (kept, see `firstline outbox list`), shadow",
             labels=["status"])
-        counts: dict[str, int] = {status: int(n) for status, n in actions}
         for status in OUTBOX_STATUSES:
-            by_status.add_metric([status], counts.get(status, 0))
-        return [*out, pending, armed_timers, by_status]
+            by_status.add_metric([status], int(actions.get(status, 0)))
+        return [up, deliveries, pending, armed_timers, by_status]

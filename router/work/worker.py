@@ -12,8 +12,8 @@ same group, and deliveries are decided in arrival order.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,12 +24,13 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from router.core.decide import decide
 from router.core.model import Decision, Event, History
-from router.db.engine import analyze_changed, writer_turn, xact_lock
+from router.db.engine import writer_turn, xact_lock
 from router.db.ledger import DbLedger, Origin
+from router.db.notify import OUTBOX, notify
 from router.db.tables import inbox, timers
 from router.scope.load import Scope
+from router.work.metrics import Metrics
 from router.work.normalize import parse_delivery
-from router.work.wake import Waker
 
 log = logging.getLogger("firstline.worker")
 LEDGER_LOCK = 0x666C  # "fl": the advisory lock id every firstline worker takes
@@ -37,7 +38,6 @@ MAX_ATTEMPTS = 5
 LOCK_RETRY_S = 0.001  # SQLite: how long to wait before trying the write lock again
 LINGER = 0.015  # seconds a partial batch lets the next one gather (Worker.run)
 TIMER_CHECK = timedelta(seconds=1)  # due timers are looked for at most this often
-STATISTICS_EVERY = 5.0  # seconds between looks at PostgreSQL's statistics (db.analyze_changed)
 
 Clock = Callable[[], datetime]
 
@@ -46,38 +46,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class WorkerStats:
-    """Counters the service exposes on /metrics and /readyz (router.work.metrics)."""
-
-    decided: int = 0
-    failed: int = 0
-    timers_fired: int = 0
-    last_beat: float = 0.0  # wall-clock time of the last loop, for liveness
-    by_outcome: dict[str, int] | None = None
-    latency_sum: float = 0.0  # seconds from receipt to decision, summed
-
-    def count(self, outcome: str, n: int = 1) -> None:
-        if self.by_outcome is None:
-            self.by_outcome = {}
-        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + n
-
-
 class Worker:
     """Decide what the inbox holds and what timers say, one transaction per batch."""
 
     def __init__(self, engine: Engine, scope: Callable[[], Scope], clock: Clock = utcnow,
-                 batch: int | None = None) -> None:
+                 batch: int | None = None, metrics: Metrics | None = None) -> None:
         self.engine = engine
         self.scope = scope  # a callable, so a SIGHUP reload takes effect at the next batch
         self.clock = clock
         # SQLite has one writer: smaller batches hold its lock for less time, so ingest
         # and the outbox performer are not kept waiting.
         self.batch = batch or (25 if engine.dialect.name == "sqlite" else 100)
-        self.stats = WorkerStats(last_beat=time.time())  # alive from the start
+        self.metrics = metrics or Metrics()
+        self.last_beat = time.time()  # wall-clock time of the last loop, for /readyz
         self._timers_at = datetime.min.replace(tzinfo=UTC)  # when to look for due timers
-        self.waker = Waker()
-        self.on_batch: Callable[[], None] | None = None
+        self.wakeup = threading.Event()  # set by ingest (or LISTEN): deliveries are waiting
+        self.on_actions: Callable[[], None] | None = None  # a batch queued actions
 
     def run_once(self) -> int:
         """Process one batch of deliveries and one of due timers; return how many.
@@ -95,8 +79,10 @@ class Worker:
                         failed.rows, exc_info=failed.__cause__)
             tally = _Tally()
             done = self._batch(tally, careful=True)
-        tally.add_to(self.stats)  # counted once committed
-        self.stats.last_beat = time.time()
+        tally.add_to(self.metrics)  # counted once committed
+        self.last_beat = time.time()
+        if tally.queued and self.on_actions is not None:
+            self.on_actions()
         return done
 
     def _batch(self, tally: _Tally, careful: bool) -> int:
@@ -110,6 +96,8 @@ class Worker:
                 fired = self._timers(conn, tally, now)
                 self._timers_at = now if fired == self.batch else now + TIMER_CHECK
                 done += fired
+            if tally.queued and conn.dialect.name == "postgresql":
+                notify(conn, OUTBOX)  # performers in other processes: sent at the commit
         return done
 
     def drain(self) -> int:
@@ -119,11 +107,10 @@ class Worker:
             total += n
         return total
 
-    async def run(self, stop: asyncio.Event, idle: float = 1.0,
-                  linger: float = LINGER) -> None:
-        """Loop until `stop` is set. With nothing to do, sleep until `waker` is woken (new
-        deliveries, shutdown) or `idle` seconds pass (deliveries stored by other
-        processes, timers coming due).
+    def run(self, stop: threading.Event, idle: float = 1.0, linger: float = LINGER) -> None:
+        """Loop until `stop` is set (then call `wake`). With nothing to do, sleep until
+        woken (deliveries stored, by this process or, through LISTEN, another) or `idle`
+        seconds pass (timers coming due, a wake-up lost).
 
         After a partial batch, wait out `linger` seconds from its start before the next,
         so deliveries arriving meanwhile share one batch: a batch's fixed cost (its
@@ -131,35 +118,22 @@ class Worker:
         deliveries/s, when every delivery came alone. A lone delivery after a quiet spell
         still starts a batch at once.
         """
-        self.waker.bind()
-        statistics_at = time.monotonic()
         while not stop.is_set():
             started = time.monotonic()
+            self.wakeup.clear()  # before the batch: a delivery stored during it wakes the next
             try:
-                done = self.run_once()  # on the loop's thread, as the performer claims
+                done = self.run_once()
             except Exception:  # the database went away: keep the service up, try again
                 log.exception("worker batch failed; retrying")
                 done = 0
-            if self.engine.dialect.name == "postgresql" and started >= statistics_at:
-                statistics_at = started + STATISTICS_EVERY
-                try:
-                    await asyncio.to_thread(self.keep_statistics)
-                except Exception:  # not the owner, say: the plans wait for autovacuum
-                    log.warning("could not ANALYZE the busy tables", exc_info=True)
-            if done and self.on_batch is not None:
-                self.on_batch()  # decisions may have queued actions
             if not done:
-                await self.waker.sleep(idle)
+                self.wakeup.wait(idle)
             elif done < self.batch and (rest := linger - (time.monotonic() - started)) > 0:
-                await asyncio.sleep(rest)
+                stop.wait(rest)
 
-    def keep_statistics(self) -> list[str]:
-        """ANALYZE the busy tables that outgrew their statistics (router.db.analyze_changed)."""
-        with self.engine.begin() as conn:
-            analyzed = analyze_changed(conn)
-        if analyzed:
-            log.info("analyzed %s: they outgrew their statistics", ", ".join(analyzed))
-        return analyzed
+    def wake(self) -> None:
+        """Say that deliveries are waiting; safe from any thread."""
+        self.wakeup.set()
 
     def _lock(self, conn: Connection) -> None:
         # SQLite: `worker_engine` already began the transaction IMMEDIATE (the write lock).
@@ -214,6 +188,7 @@ class Worker:
             done.append(row.id)
             tally.decided(decision.outcome, now - row.received_at)
         ledger.flush()
+        tally.queued += ledger.queued
         if done:
             conn.execute(_DONE, {"b_ids": done, "b_at": now})  # one statement, not one per row
 
@@ -232,6 +207,8 @@ class Worker:
                     ledger.flush()
                     conn.execute(_DONE, {"b_ids": [row.id], "b_at": now})
                 tally.decided(decision.outcome, now - row.received_at)
+                tally.queued += ledger.queued
+                ledger.queued = 0
             except Exception as exc:
                 self._park(conn, row, exc, tally)
                 ledger = DbLedger(conn, scope, now)  # its memory may hold the failed row
@@ -268,6 +245,7 @@ class Worker:
             tally.timers_fired += 1
             tally.count(decision.outcome)
         ledger.flush()
+        tally.queued += ledger.queued
         return len(rows)
 
     def _decision(self, ledger: DbLedger, scope: Scope, event: Event,
@@ -301,26 +279,25 @@ class _BatchFailed(Exception):
 
 @dataclass
 class _Tally:
-    """What one batch did, added to the worker's stats once its transaction commits."""
+    """What one batch did, counted on /metrics once its transaction commits."""
 
-    n_decided: int = 0
     failed: int = 0
     timers_fired: int = 0
-    latency: float = 0.0
+    queued: int = 0  # actions queued for the performers
+    latencies: list[float] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
     def decided(self, outcome: str, latency: timedelta) -> None:
-        self.n_decided += 1
-        self.latency += latency.total_seconds()
+        self.latencies.append(latency.total_seconds())
         self.count(outcome)
 
-    def add_to(self, stats: WorkerStats) -> None:
-        stats.decided += self.n_decided
-        stats.failed += self.failed
-        stats.timers_fired += self.timers_fired
-        stats.latency_sum += self.latency
+    def add_to(self, metrics: Metrics) -> None:
+        for seconds in self.latencies:
+            metrics.decision_latency.observe(seconds)
+        metrics.deliveries_failed.inc(self.failed)
+        metrics.timers_fired.inc(self.timers_fired)
         for outcome, n in self.outcomes.items():
-            stats.count(outcome, n)
+            metrics.decisions.labels(outcome).inc(n)
