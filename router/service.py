@@ -120,7 +120,10 @@ def serve(settings: Settings, host: str, port: int, run_worker: bool = True) -> 
                                            access_log=False, lifespan="on",
                                            timeout_graceful_shutdown=GRACE_S))
     _on_signals(app.state.scope)
-    server.run()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn could not start (the port is taken, say): it said why
+        return 1
     return 0 if server.started else 1
 
 

@@ -4,7 +4,6 @@ each item's actions in order across performers."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import subprocess
@@ -28,7 +27,7 @@ from adapters.base import OutboundAction, OutboundAdapter, Target
 from router.db.engine import make_engine, worker_engine
 from router.db.tables import outbox
 from router.settings import Settings
-from router.work.outbox import Actor, lanes
+from router.work.outbox import Performer, lanes
 from tests.standin_github import GitHubStandIn
 from tests.standin_jira import JiraStandin, Reply
 from tests.standin_pagerduty import PagerDutyStandIn
@@ -66,8 +65,8 @@ def row(engine: Engine, action_id: int) -> Any:
 
 
 def actor(engine: Engine, adapters: dict[str, OutboundAdapter], clock: Clock,
-          waits: list[float], concurrency: int = 8) -> Actor:
-    return Actor(engine, lambda: adapters, clock, sleep=waits.append, concurrency=concurrency)
+          waits: list[float], concurrency: int = 8) -> Performer:
+    return Performer(engine, lambda: adapters, clock, sleep=waits.append, concurrency=concurrency)
 
 
 def calls(httpx_mock: HTTPXMock) -> list[tuple[str, str]]:
@@ -387,7 +386,7 @@ def test_lanes_keep_each_item_and_each_page_key_in_order() -> None:
 
 def test_a_concurrency_below_one_is_refused(engine: Engine) -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        Actor(engine, dict, Clock(), concurrency=0)
+        Performer(engine, dict, Clock(), concurrency=0)
 
 
 def queue_items(engine: Engine, standin: JiraStandin, count: int) -> dict[str, list[int]]:
@@ -454,12 +453,12 @@ def test_two_performers_draining_one_outbox_keep_each_items_actions_in_order(
         standin.latency = 0.2  # an assign (read, then write) outlasts the other's claim
         settings = Settings(jira_url=standin.url, jira_email="b@x.io", jira_api_token="t")
         engines = [worker_engine(db_url) for _ in range(2)]
-        performers = [Actor(e, lambda: {"jira": jira.outbound(settings)}, Clock(), batch=4,
+        performers = [Performer(e, lambda: {"jira": jira.outbound(settings)}, Clock(), batch=4,
                             sleep=lambda _: None) for e in engines]
         ids = queue_items(engine, standin, 6)  # 6 assigns, then 6 comments
         start = threading.Barrier(len(performers))
 
-        def drain(performer: Actor) -> None:
+        def drain(performer: Performer) -> None:
             start.wait()
             deadline = time.monotonic() + 60
             while pending(performer.engine):
@@ -490,7 +489,7 @@ def test_a_claim_under_way_makes_the_next_wait_so_none_splits_an_item(
         standin.latency = 0.2
         settings = Settings(jira_url=standin.url, jira_email="b@x.io", jira_api_token="t")
         engines = [worker_engine(db_url) for _ in range(2)]
-        performers = [Actor(e, lambda: {"jira": jira.outbound(settings)}, Clock(), batch=4,
+        performers = [Performer(e, lambda: {"jira": jira.outbound(settings)}, Clock(), batch=4,
                             sleep=lambda _: None) for e in engines]
         read = threading.Event()
 
@@ -609,11 +608,10 @@ def test_running_performer_records_each_lane_when_it_finishes(engine: Engine) ->
                      account="eng-lead")
         fast = queue(engine, "assign", {**JIRA_TARGET, "id": "10002", "key": "OPS-2"},
                      account="eng-lead")
-        performer = Actor(engine, lambda: {"jira": jira.outbound(settings)},
+        performer = Performer(engine, lambda: {"jira": jira.outbound(settings)},
                           lambda: datetime.now(UTC), concurrency=4)
-        stop = asyncio.Event()
-        loop = asyncio.new_event_loop()
-        running = threading.Thread(target=loop.run_until_complete, args=(performer.run(stop),))
+        stop = threading.Event()
+        running = threading.Thread(target=performer.run, args=(stop,))
         running.start()
         try:
             deadline = time.monotonic() + 30
@@ -623,9 +621,9 @@ def test_running_performer_records_each_lane_when_it_finishes(engine: Engine) ->
             assert row(engine, slow).status == "pending"  # still in the hands of its lane
         finally:
             release.set()
-            loop.call_soon_threadsafe(stop.set)
+            stop.set()
+            performer.wake()
             running.join(30)
-            loop.close()
         assert row(engine, slow).status == "done"  # finished and recorded on the way out
 
 
@@ -641,15 +639,13 @@ def test_running_performer_records_lanes_finishing_together_in_one_transaction(
                             jira_api_token="t")
         ids = [queue(engine, "assign", {**JIRA_TARGET, "id": f"1000{n}", "key": f"OPS-{n}"},
                      account="eng-lead") for n in (1, 2, 3)]
-        performer = Actor(engine, lambda: {"jira": jira.outbound(settings)},
+        performer = Performer(engine, lambda: {"jira": jira.outbound(settings)},
                           lambda: datetime.now(UTC), concurrency=4)
         commits: list[object] = []
         committed = commits.append
         event.listen(engine, "commit", committed)
-        stop = asyncio.Event()
-        loop = asyncio.new_event_loop()
-        running = threading.Thread(target=loop.run_until_complete,
-                                   args=(performer.run(stop, idle=60, record_wait=3),))
+        stop = threading.Event()
+        running = threading.Thread(target=performer.run, args=(stop, 60, 3))
         running.start()
         try:
             deadline = time.monotonic() + 30
@@ -667,9 +663,9 @@ def test_running_performer_records_lanes_finishing_together_in_one_transaction(
             assert len(commits) == 2  # the three results in one transaction
         finally:
             release.set()
-            loop.call_soon_threadsafe(stop.set)
+            stop.set()
+            performer.wake()
             running.join(30)
-            loop.close()
             event.remove(engine, "commit", committed)
 
 
@@ -685,12 +681,10 @@ def test_a_running_performer_claims_again_soon_after_the_database_failed(
                        account="eng-lead")
         with engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE outbox RENAME TO outbox_away")
-        performer = Actor(engine, lambda: {"jira": jira.outbound(settings)},
+        performer = Performer(engine, lambda: {"jira": jira.outbound(settings)},
                           lambda: datetime.now(UTC), concurrency=4)
-        stop = asyncio.Event()
-        loop = asyncio.new_event_loop()
-        running = threading.Thread(target=loop.run_until_complete,
-                                   args=(performer.run(stop, idle=60),))
+        stop = threading.Event()
+        running = threading.Thread(target=performer.run, args=(stop, 60))
         running.start()
         try:
             time.sleep(1.5)  # claims fail meanwhile (SQLite: after its record tries)
@@ -701,7 +695,7 @@ def test_a_running_performer_claims_again_soon_after_the_database_failed(
                 assert time.monotonic() < deadline, "the claim was not tried again"
                 time.sleep(0.05)
         finally:
-            loop.call_soon_threadsafe(stop.set)
+            stop.set()
+            performer.wake()
             running.join(30)
-            loop.close()
         assert [r.path for r in standin.writes()] == ["/rest/api/2/issue/10001/assignee"]

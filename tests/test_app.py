@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from router.db.engine import make_engine, upgrade
 from router.db.tables import inbox
 from router.http.app import create_app
 from router.settings import Settings
+from tests.support import EXAMPLE_SCOPE, ROOT, eventually
 
 GITHUB_BODY = (VENDOR / "github" / "issues.opened.json").read_bytes()
 
@@ -86,7 +86,7 @@ def test_openapi_documents_the_webhook_route(db_url: str) -> None:
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Run `uvicorn --factory router.app:app_from_env` on SQLite; yield (base URL, db URL)."""
+    """Run `firstline serve` on SQLite; yield (base URL, db URL)."""
     db_url = f"sqlite:///{tmp_path / 'live.db'}"
     upgrade(db_url)
     with socket.socket() as s:
@@ -97,21 +97,15 @@ def live_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
         "FIRSTLINE_GITHUB_WEBHOOK_SECRET": SECRETS["github"], "FIRSTLINE_MAX_BODY_BYTES": "20000",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "router.http.app:app_from_env",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env,
+        [sys.executable, "-m", "router.cli", "serve", "--rules", str(EXAMPLE_SCOPE),
+         "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)
+        eventually(lambda: server.poll() is not None or httpx.get(f"{base}/healthz", timeout=1),
+                   "the server", ignore=(httpx.TransportError,))
+        assert server.poll() is None, "firstline serve exited"
         yield base, db_url
     finally:
         server.terminate()

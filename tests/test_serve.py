@@ -1,5 +1,5 @@
-"""`firstline serve` as users run it: the worker in the main process, the HTTP side in a
-child; signals, readiness and failures of either half, over real HTTP and real signals."""
+"""`firstline serve` as users run it: one process that receives, decides and acts;
+signals, readiness and refusals, over real HTTP and real signals."""
 
 from __future__ import annotations
 
@@ -49,11 +49,8 @@ class Serve:
     log: Path
 
     def children(self) -> list[int]:
-        """The HTTP side and the performers (multiprocessing's resource tracker is a child
-        too: not counted)."""
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        pids = [int(p) for p in path.read_text().split()] if path.exists() else []
-        return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        return [int(p) for p in path.read_text().split()] if path.exists() else []
 
     def api(self, path: str) -> Any:
         response = httpx.get(f"{self.base}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
@@ -109,24 +106,20 @@ def decided(serve: Serve, delivery_id: str) -> dict[str, Any] | None:
     return next((d for d in items if d["delivery_id"] == delivery_id), None)
 
 
-def test_serve_runs_the_worker_beside_the_http_side(serve: Serve) -> None:
-    def names() -> list[str]:  # the HTTP side and a performer; the worker is main
-        return sorted(Path(f"/proc/{pid}/comm").read_text().strip()
-                      for pid in serve.children())
-
-    _eventually(lambda: names() == ["firstline-act0", "firstline-http"],  # as `top` shows them
-          f"the children's names (now {names()})")
+def test_one_serve_process_receives_decides_and_reports(serve: Serve) -> None:
+    assert serve.children() == []  # threads of one interpreter, no child processes
     ready = httpx.get(f"{serve.base}/readyz").json()
     assert ready["status"] == "ready" and "worker_seconds_since_beat" in ready["detail"]
     deliver(serve, "serve-1")
     decision = _eventually(lambda: decided(serve, "serve-1"), "the decision")
     assert decision["source"] == "github"
-    metrics = _eventually(lambda: "firstline_decisions_total{" in (
-        text := httpx.get(f"{serve.base}/metrics").text) and text, "worker metrics")
+    metrics = httpx.get(f"{serve.base}/metrics").text
     assert 'firstline_decisions_total{outcome="' + decision["outcome"] + '"} 1.0' in metrics
+    assert "firstline_decision_latency_seconds_count 1.0" in metrics
+    assert "_seconds_total" not in metrics and "_count_total" not in metrics
 
 
-def test_sighup_reloads_the_note_in_both_processes(serve: Serve) -> None:
+def test_sighup_reloads_the_note_for_the_api_and_the_worker(serve: Serve) -> None:
     before = serve.api("/api/v1/scope")["hash"]
     serve.rules.write_text(EXAMPLE_SCOPE.read_text().replace(
         "ad_hoc_hours_per_week: 6", "ad_hoc_hours_per_week: 4"))
@@ -143,74 +136,14 @@ def test_sighup_reloads_the_note_in_both_processes(serve: Serve) -> None:
     assert used == after != before  # the worker reloaded too
 
 
-def gone(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"  # exited, unreaped
-    except FileNotFoundError:
-        return True
-
-
-def test_sigterm_stops_every_process(serve: Serve) -> None:
-    children = serve.children()
+def test_sigterm_stops_the_process(serve: Serve) -> None:
     serve.process.send_signal(signal.SIGTERM)
     assert serve.process.wait(timeout=WAIT_S) == 0
-    _eventually(lambda: all(gone(c) for c in children), "the children to exit")
 
 
-def test_no_child_outlives_a_killed_worker(serve: Serve) -> None:
-    children = serve.children()
-    serve.process.kill()
-    serve.process.wait(timeout=WAIT_S)
-    _eventually(lambda: all(gone(c) for c in children), "the children to exit")
-
-
-def test_a_killed_serve_leaves_no_runtime_directory_behind(tmp_path: Path, db_url: str
-                                                          ) -> None:
-    """Its wake-up sockets live in a directory of its own in TMPDIR; SIGKILL leaves that
-    behind, so the next `serve` removes those of processes that are gone and that have
-    not changed for a minute (only those)."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    a_while_ago = time.time() - 120
-    mine = tmp / f"firstline-serve-{os.getpid()}-alive"  # a live process's: kept
-    mine.mkdir()
-    recent = tmp / "firstline-serve-999999999-recent"  # no such pid, but just changed: kept
-    recent.mkdir()
-
-    def runtimes(serve: Serve) -> list[Path]:
-        return list(tmp.glob(f"firstline-serve-{serve.process.pid}-*"))
-
-    with running(start(tmp_path, db_url, TMPDIR=str(tmp))) as first:
-        killed = runtimes(first)
-        assert len(killed) == 1 and (killed[0] / "wake.sock").exists()
-        children = first.children()
-        first.process.kill()
-        first.process.wait(timeout=WAIT_S)
-        # the children unlink their sockets as they exit: done before the clock is set back
-        _eventually(lambda: all(gone(c) for c in children), "the children to exit")
-    assert killed[0].exists()
-    for path in (mine, killed[0]):
-        os.utime(path, (a_while_ago, a_while_ago))
-    with running(start(tmp_path, db_url, TMPDIR=str(tmp))) as second:
-        assert not killed[0].exists() and mine.exists() and recent.exists()
-        assert len(runtimes(second)) == 1
-    assert runtimes(second) == [] and mine.exists()  # SIGTERM: it removed its own
-
-
-def test_a_performer_that_dies_stops_serve(serve: Serve) -> None:
-    http, performer = serve.children()
-    os.kill(performer, signal.SIGKILL)
-    assert serve.process.wait(timeout=WAIT_S) == 1
-    _eventually(lambda: gone(http), "the HTTP side to exit")
-    assert "the firstline-performer-0 process exited with status -9" in serve.log.read_text()
-
-
-@pytest.mark.parametrize("performers", ["0", "2"])
-def test_serve_acts_through_its_performers(tmp_path: Path, db_url: str,
-                                           performers: str) -> None:
+def test_serve_acts_exactly_once(tmp_path: Path, db_url: str) -> None:
     """Enforce mode: a GitHub issue handed to the CTO is reassigned and commented on by
-    a performer (in a process of its own, or in the worker's with 0), exactly once."""
+    the performer, exactly once."""
     standin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "e2e_standin.py"),
                                 "--token", "gh-token"], stdout=subprocess.PIPE, text=True)
     try:
@@ -220,10 +153,8 @@ def test_serve_acts_through_its_performers(tmp_path: Path, db_url: str,
             "repo": "Codertocat/Hello-World", "first": 1, "count": 1,
             "assignees": ["dreyes"]}).raise_for_status()
         with running(start(tmp_path, db_url, mode="enforce",
-                           extra=("--performers", performers),
                            FIRSTLINE_GITHUB_API_URL=github,
                            FIRSTLINE_GITHUB_TOKEN="gh-token")) as serve:
-            assert len(serve.children()) == 1 + int(performers)
             body = orjson.dumps(github_assigned_to_cto())
             response = httpx.post(f"{serve.base}/webhooks/github", content=body,
                                   headers=signed_headers("github", body, "issues", "act-1"))
@@ -241,22 +172,27 @@ def test_serve_acts_through_its_performers(tmp_path: Path, db_url: str,
         standin.wait()
 
 
-def test_serve_exits_when_the_http_side_cannot_start(tmp_path: Path, db_url: str) -> None:
+def test_serve_exits_when_its_port_is_taken(tmp_path: Path, db_url: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         running = start(tmp_path, db_url, port=taken.getsockname()[1])
         assert running.process.wait(timeout=WAIT_S) == 1
-    log = running.log.read_text()
-    assert "address already in use" in log.lower()
-    assert "the firstline-http process exited with status" in log
+    assert "address already in use" in running.log.read_text().lower()
 
 
-def test_a_negative_performer_count_is_refused_in_one_line(tmp_path: Path, db_url: str) -> None:
-    env = {**os.environ, "FIRSTLINE_DATABASE_URL": db_url}
-    run = subprocess.run([sys.executable, "-m", "router.cli", "serve", "--rules",
-                          str(EXAMPLE_SCOPE), "--performers", "-1"], env=env, cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
-    assert run.returncode == 1
-    assert "--performers -1: give 0 or more" in run.stderr
-    assert "Traceback" not in run.stderr
+def test_sqlite_serves_one_process(tmp_path: Path) -> None:
+    """A second serve (or worker) on the same SQLite file is refused in one line, and so
+    is `serve --no-worker`, which needs workers in other processes."""
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    with running(start(tmp_path, url)) as first:
+        env = {**os.environ, "FIRSTLINE_DATABASE_URL": url}
+        for command in (["serve", "--port", str(free_port())], ["worker"],
+                        ["serve", "--no-worker", "--port", str(free_port())]):
+            refused = subprocess.run([sys.executable, "-m", "router.cli", *command, "--rules",
+                                      str(first.rules)], env=env, cwd=ROOT,
+                                     capture_output=True, text=True, timeout=60)
+            assert refused.returncode == 1, (command, refused.stderr)
+            assert "SQLite serves one process" in refused.stderr
+            assert "Traceback" not in refused.stderr
+        assert first.process.poll() is None

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 from router.db.engine import worker_engine
 from router.db.inbox import Delivery, insert_deliveries, insert_delivery
 from router.db.tables import decisions, escalations, inbox, items, timers
+from router.work.periodic import analyze_busy_tables
 from router.work.worker import Worker
 from tests.support import example_scope, fixture_bytes, fixture_event
 
@@ -194,7 +195,8 @@ def test_a_delivery_that_keeps_failing_is_parked_not_lost(engine: Engine) -> Non
     rows = inbox_by_delivery(engine)
     assert rows["odd"].status == "failed" and rows["odd"].attempts == MAX_ATTEMPTS
     assert "unknown source 'gitlab'" in rows["odd"].error
-    assert rows["fine"].status == "done" and worker.stats.failed == 1
+    assert rows["fine"].status == "done" and worker.metrics.registry.get_sample_value(
+        "firstline_deliveries_failed_total") == 1
     decided = [d for (d,) in rows_of_decisions(engine)]
     assert decided == ["fine"]
 
@@ -295,7 +297,9 @@ def test_a_delivery_that_breaks_its_batch_is_found_and_parked(engine: Engine,
     assert "poisoned" in inbox["poison"].error
     assert inbox["before"].status == inbox["after"].status == "done"
     assert sorted(d for (d,) in rows_of_decisions(engine)) == ["after", "before"]
-    assert worker.stats.decided == 2 and worker.stats.failed == 1
+    counted = worker.metrics.registry.get_sample_value
+    assert counted("firstline_decision_latency_seconds_count") == 2  # decided
+    assert counted("firstline_deliveries_failed_total") == 1
     assert len(rows(engine, items, items.c.item_id)) == 1  # both are one Jira issue
 
 
@@ -333,12 +337,10 @@ def test_on_sqlite_the_worker_waits_for_the_write_lock_and_takes_it_when_let_go(
 
 
 def test_busy_tables_that_outgrew_their_statistics_are_analyzed(engine: Engine) -> None:
-    """On PostgreSQL a new database's plans were made for empty tables; the worker
+    """On PostgreSQL a new database's plans were made for empty tables; a periodic job
     ANALYZEs a busy table once it changed more than it held at its last ANALYZE."""
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's statistics")
-    worker = Worker(engine, lambda: SCOPE)
-
     def grow(n: int) -> None:
         received = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
         with engine.begin() as conn:
@@ -347,12 +349,12 @@ def test_busy_tables_that_outgrew_their_statistics_are_analyzed(engine: Engine) 
             conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")  # counters now
 
     grow(100)
-    assert worker.keep_statistics() == []  # too few changes to matter
+    assert analyze_busy_tables(engine) == []  # too few changes to matter
     grow(600)
-    assert worker.keep_statistics() == ["inbox"]
+    assert analyze_busy_tables(engine) == ["inbox"]
     with engine.connect() as conn:  # what the planner now knows of it
         known = conn.exec_driver_sql("SELECT reltuples FROM pg_class "
                                      "WHERE oid = to_regclass('inbox')").scalar()
     assert known == 700
     grow(600)  # 600 more on 700: not more than it held
-    assert worker.keep_statistics() == []
+    assert analyze_busy_tables(engine) == []

@@ -166,11 +166,10 @@ class Claimant:
             except Exception:  # the server restarted, say: the lock went with it
                 log.warning("lost the performer's lock connection; taking the lock again")
                 self.close()
-        conn = self.engine.connect()
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             conn.execute(text("SELECT pg_advisory_lock(:c, :k)"),
                          {"c": CLAIMANTS, "k": int(self.id)})
-            conn.commit()
         except Exception:
             conn.close()
             raise
