@@ -44,28 +44,29 @@ class Listener(threading.Thread):
         super().__init__(name="firstline-listen", daemon=True)
         self._url = libpq_url(engine)
         self._wakes = dict(wakes)
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 self._listen()
             except psycopg.Error as exc:
                 log.warning("not listening for wake-ups (%s); polling meanwhile",
                             type(exc).__name__)
-                self._stop.wait(RECONNECT_S)
+                self._stopping.wait(RECONNECT_S)
 
     def _listen(self) -> None:
         with psycopg.connect(self._url, autocommit=True,
                              connect_timeout=PG_CONNECT_TIMEOUT_S) as conn:
             for channel in self._wakes:
                 conn.execute(f"LISTEN {channel}")
+            log.info("listening for wake-ups on %s", ", ".join(self._wakes))
             for wake in self._wakes.values():
                 wake()
-            while not self._stop.is_set():
+            while not self._stopping.is_set():
                 for note in conn.notifies(timeout=0.5):
                     self._wakes[note.channel]()
 
     def stop(self) -> None:
         """Stop listening (within half a second)."""
-        self._stop.set()
+        self._stopping.set()

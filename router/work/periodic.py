@@ -58,11 +58,11 @@ class Periodic(threading.Thread):
         self._engine = engine
         self._settings = settings
         self._jobs = list(jobs)
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def run(self) -> None:
         due = {job.name: time.monotonic() for job in self._jobs}
-        while self._jobs and not self._stop.is_set():
+        while self._jobs and not self._stopping.is_set():
             for job in self._jobs:
                 if time.monotonic() >= due[job.name]:
                     due[job.name] = time.monotonic() + job.every
@@ -70,7 +70,7 @@ class Periodic(threading.Thread):
                         job.run(self._engine, self._settings)
                     except Exception:
                         log.warning("periodic job %r failed", job.name, exc_info=True)
-            self._stop.wait(max(0.0, min(due.values()) - time.monotonic()))
+            self._stopping.wait(max(0.0, min(due.values()) - time.monotonic()))
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()

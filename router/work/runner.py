@@ -61,6 +61,7 @@ class Background:
         for thread in [*self._loops, self.periodic, self.listener]:
             if thread is not None:
                 thread.start()
+        log.info("deciding and acting (database %s)", self.engine.dialect.name)
 
     def stop(self, within: float = STOP_WITHIN) -> bool:
         """Stop taking work, let the loops finish what they hold, and close; tell whether
