@@ -24,5 +24,5 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
-# SIGTERM (docker stop) stops every process of the service; SIGHUP reloads the scope note.
+# SIGTERM (docker stop) stops the service gracefully; SIGHUP reloads the scope note.
 CMD ["firstline", "serve", "--host", "0.0.0.0", "--port", "8000"]
