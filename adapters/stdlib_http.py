@@ -1,5 +1,11 @@
 """HTTP/1.1 connections for httpx's transport, on the standard library's http.client.
 
+Kept: it pays. bench/fastpaths.py (A/B interleaved): a GitHub call cost 294 us of CPU
+here, 463 us through httpx's own transport and 644 us through `httpx.Client` (2.19x).
+It plugs into `HTTPTransport._pool`, a private attribute, so pyproject.toml pins httpx
+to the releases known to have it (0.27, 0.28), and tests/test_stdlib_http.py checks
+that requests really go through this pool.
+
 `httpx.HTTPTransport` hands each request to a connection pool (httpcore's by default)
 and wraps what comes back. The pool here does that work with `http.client`, which sends
 and parses in a fraction of httpcore's CPU: a GitHub call cost 0.43 ms of CPU through

@@ -1,8 +1,11 @@
 """The servers bench/ingest.py measures: start, wait until ready, stop; their CPU time.
 
-Also the two yardstick apps uvicorn loads from here (`--app-dir bench`): a bare FastAPI
-endpoint and a plain ASGI callable, both answering 202 without looking at the request.
-Every server listens on 127.0.0.1 only.
+Also the apps the servers load from here (`--app-dir bench`): a bare FastAPI endpoint
+answering 202 without looking at the request (a yardstick), firstline's ingest as it is
+(`ingest_only`: raw ASGI route, group commit), and the plain library ways its fast paths
+are measured against: the same checks in a FastAPI route (`fastapi_route`), and one
+INSERT and commit per request through SQLAlchemy in a thread (`insert_per_request`).
+They read FIRSTLINE_* settings from the environment. Every server listens on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -19,37 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
 ROOT = Path(__file__).resolve().parent.parent
 UVICORN = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log",
            "--log-level", "warning"]
-
-
-@contextmanager
-def uvicorn_app(work: Path, workers: int, factory: str,
-                env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """Serve `factory` with uvicorn; yield the webhook URL and the server's pid."""
-    if "FIRSTLINE_DATABASE_URL" in env:
-        subprocess.run([sys.executable, "-c", "import sys; from router.db.engine import upgrade; "
-                        "upgrade(sys.argv[1])", env["FIRSTLINE_DATABASE_URL"]],
-                       check=True, cwd=ROOT)
-    port = free_port()
-    cmd = [*UVICORN, "--port", str(port), "--workers", str(workers), "--app-dir",
-           str(Path(__file__).parent), "--factory", factory]
-    with process(cmd, f"http://127.0.0.1:{port}/healthz", env, work / "server.log") as pid:
-        yield f"http://127.0.0.1:{port}/webhooks/github", pid
-
-
-@contextmanager
-def alertmanager(work: Path) -> Iterator[tuple[str, int]]:
-    """Run Alertmanager with one receiver and no integrations, so it measures ingest."""
-    config = work / "alertmanager.yml"
-    config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-    port = free_port()
-    cmd = ["prometheus-alertmanager", f"--config.file={config}",
-           f"--storage.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-           "--cluster.listen-address="]  # no gossip port: loopback HTTP only
-    with process(cmd, f"http://127.0.0.1:{port}/-/ready", {}, work / "server.log") as pid:
-        yield f"http://127.0.0.1:{port}/api/v2/alerts", pid
 
 
 @contextmanager
@@ -66,14 +44,16 @@ def pg_server(data: Path) -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
-def process(cmd: list[str], health: str, env: dict[str, str], log: Path) -> Iterator[int]:
-    """Start a server in its own process group, wait for `health`, stop it afterwards."""
+def process(cmd: list[str], health: str, env: dict[str, str], log: Path,
+            cwd: Path = ROOT) -> Iterator[tuple[str, int]]:
+    """Start a server in its own process group, wait for `health`, stop it afterwards;
+    yield its base URL and pid."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
         try:
             wait_ready(health, proc)
-            yield proc.pid
+            yield health.rsplit("/", 1)[0], proc.pid
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -83,7 +63,7 @@ def process(cmd: list[str], health: str, env: dict[str, str], log: Path) -> Iter
                 proc.wait()
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -153,6 +133,85 @@ def bare_fastapi() -> Any:
         return {"status": "ok"}
 
     return app
+
+
+def ingest_only() -> Any:
+    """firstline's ingest as `serve --no-worker` runs it: raw ASGI route, group commit."""
+    from router.http.app import create_app
+    from router.settings import Settings
+
+    return create_app(Settings())
+
+
+def fastapi_route() -> Any:
+    """The same checks and group commit, behind a plain FastAPI route (the fast path's
+    alternative: FastAPI's router, request object and middleware)."""
+    from router.http.app import _lifespan
+
+    app = ingest_only()
+    ingest = app.ingest
+
+    async def receive(source: str, request: Request) -> Response:
+        adapter = ingest._adapters[source]
+        status, body = await ingest._handle(source, adapter, request.scope, request.receive)
+        return Response(body, status, media_type="application/json")
+
+    routed = FastAPI(lifespan=_lifespan)  # FastAPI itself: no shortcut for /webhooks/
+    routed.state.runtime = app.state.runtime
+    routed.state.lifespan_hooks = []
+    routed.state.worker_beat = None
+    routed.add_api_route("/webhooks/{source}", receive, methods=["POST"])
+    routed.add_api_route("/healthz", lambda: {"status": "ok"}, methods=["GET"])
+    return routed
+
+
+class _InsertPerRequest:
+    """The group commit's alternative: each request INSERTs and commits on its own, with
+    SQLAlchemy, in a worker thread (the event loop must not block on the database)."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.on_commit = None
+
+    async def save(self, delivery: Any) -> Any:
+        import asyncio
+
+        from router.db.group_commit import StorageUnavailable
+        from router.db.inbox import insert_delivery
+
+        def insert() -> Any:
+            with self._engine.begin() as conn:
+                stored = insert_delivery(conn, delivery)
+                if stored.id is not None and conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("NOTIFY firstline_inbox")
+                return stored
+
+        try:
+            return await asyncio.to_thread(insert)
+        except Exception as exc:
+            raise StorageUnavailable() from exc
+
+    async def aclose(self) -> None:
+        pass
+
+
+def insert_per_request() -> Any:
+    """firstline's ingest with an INSERT and a commit per request instead of group commit."""
+    from router.db.engine import make_engine
+
+    app = ingest_only()
+    engine = make_engine(app.state.runtime.engine.url.render_as_string(hide_password=False),
+                         pool_size=40, max_overflow=0)
+    app.ingest._writer = _InsertPerRequest(engine)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """Serve the factories above as module attributes too (granian takes `module:app`)."""
+    factories = {"ingest_only_app": ingest_only}
+    if name in factories:
+        return factories[name]()
+    raise AttributeError(name)
 
 
 def plain_asgi() -> Any:

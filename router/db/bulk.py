@@ -1,5 +1,9 @@
 """Multi-row writes whose SQL text does not depend on how many rows there are.
 
+Kept: it pays. bench/fastpaths.py (A/B interleaved, PostgreSQL): the worker took 2.3 ms
+per decided delivery with these statements and 3.6 ms with SQLAlchemy's insertmanyvalues
+(1.60x).
+
 A batch's decisions, actions, items and timers are written with one statement per table.
 SQLAlchemy's multi-row INSERT spells out every row's values, so its text changes with the
 row count, and for rows of many columns (a decision has 24) psycopg parses each such text
