@@ -156,7 +156,7 @@ def server(name: str, db: str, env: dict[str, str], work: Path,
     elif name == "granian":
         cmd = [str(BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port",
                str(port), "--workers", "1", "--no-ws", "--log-level", "warning",
-               "--app-dir", str(BENCH), "ingest_servers:ingest_only_app"]
+               "--working-dir", str(BENCH), "--factory", "ingest_servers:ingest_only"]
     else:
         factory = {"ingest": "ingest_only", "fastapi-route": "fastapi_route",
                    "insert-per-request": "insert_per_request",

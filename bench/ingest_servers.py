@@ -10,6 +10,7 @@ They read FIRSTLINE_* settings from the environment. Every server listens on 127
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -55,7 +56,8 @@ def process(cmd: list[str], health: str, env: dict[str, str], log: Path,
             wait_ready(health, proc)
             yield health.rsplit("/", 1)[0], proc.pid
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # it exited on its own
+                os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -204,14 +206,6 @@ def insert_per_request() -> Any:
                          pool_size=40, max_overflow=0)
     app.ingest._writer = _InsertPerRequest(engine)
     return app
-
-
-def __getattr__(name: str) -> Any:
-    """Serve the factories above as module attributes too (granian takes `module:app`)."""
-    factories = {"ingest_only_app": ingest_only}
-    if name in factories:
-        return factories[name]()
-    raise AttributeError(name)
 
 
 def plain_asgi() -> Any:

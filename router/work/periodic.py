@@ -35,7 +35,8 @@ class Job:
 
 def analyze_busy_tables(engine: Engine, settings: Settings | None = None) -> list[str]:
     """ANALYZE the busy tables that outgrew their statistics (PostgreSQL; router.db.engine
-    `analyze_changed` says why); return their names."""
+    `analyze_changed` gives the figures that justified it; not measured again against
+    autovacuum alone when the runtime became one process); return their names."""
     if engine.dialect.name != "postgresql":
         return []
     with engine.begin() as conn:
