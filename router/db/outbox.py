@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -184,7 +183,3 @@ class Claimant:
             except Exception:  # already broken
                 log.debug("closing the lock connection failed", exc_info=True)
 
-
-def claimed_ids(rows: Sequence[Any]) -> str:
-    """Name rows in a log line."""
-    return ", ".join(str(r.id) for r in rows)
