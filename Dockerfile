@@ -1,5 +1,5 @@
-# firstline: one image, one command (`firstline serve`: the worker, the HTTP side and the
-# outbox performers as processes of one container). Defaults: SQLite in /data, the
+# firstline: one image, one command (`firstline serve`: the HTTP side, the worker and the
+# outbox performer in one process). Defaults: SQLite in /data, the
 # example scope note (shadow mode: it decides and records, and changes nothing outside).
 #   docker build -t firstline .
 #   docker run -p 8000:8000 -v firstline-data:/data firstline
