@@ -161,7 +161,22 @@ class OutboundAdapter(Protocol):
     """One vendor's outbound side. Never retries itself and never raises for vendor
     trouble: timeouts, 429 and 5xx are `retryable`, other refusals `permanent`."""
 
+    @property
+    def actions(self) -> frozenset[str]:
+        """Name the action types `perform` knows; any other is refused as permanent."""
+        ...
+
     def perform(self, action: OutboundAction) -> Result: ...
+
+
+# Actions performed through PagerDuty whatever the item's source: pages go to the CTO's
+# paging service. Every other action goes to the item's own tracker.
+PAGING_ACTIONS = frozenset({"page", "resolve_page"})
+
+
+def performer(action_type: str, source: str) -> str:
+    """Name the tool (a key of adapters.outbound_adapters) that performs an action."""
+    return "pagerduty" if action_type in PAGING_ACTIONS else source
 
 
 MARKER_PREFIX = "firstline:action:"

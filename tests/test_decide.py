@@ -146,6 +146,7 @@ def test_pagerduty_incident_assigned_to_the_cto_is_reassigned_on_pagerduty() -> 
     assert d.outcome == "reassign"
     assert (d.actions[0].type, d.actions[0].account, d.actions[0].remove) == (
         "reassign_incident", "PJ0LVEB", ("PXRUEF2",))
+    assert types(d) == ["reassign_incident", "note"]  # an incident has notes, not comments
 
 
 # --- defer and the cap ------------------------------------------------------------------

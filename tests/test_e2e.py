@@ -115,6 +115,34 @@ def test_ticket_assigned_directly_to_the_cto_is_handed_to_its_owner(
     assert pd.requests == [] and jira_standin.requests == []
 
 
+def test_incident_assigned_to_the_cto_is_handed_back_with_a_note(
+        db_url: str, engine: Engine, tmp_path: Path, jira_standin: JiraStandin,
+        pd: PagerDutyStandIn) -> None:
+    """PagerDuty has no comments: the hand-back's word to the owner is a note, with the
+    marker a retry looks for."""
+    payload = orjson.loads((FIXTURES / "pagerduty" / "incident.reassigned.json").read_bytes())
+    payload["event"]["occurred_at"] = datetime.now(UTC).isoformat()  # restore-time not due
+    incident = payload["event"]["data"]  # PJ0LVEB (eng-lead) gives it to the CTO
+    incident["assignees"][0]["id"] = "PXRUEF2"
+    path = f"/incidents/{incident['id']}"
+
+    def assigned(user: str) -> dict[str, Any]:
+        return {"incident": {"id": incident["id"], "type": "incident", "assignments": [
+            {"assignee": {"id": user, "type": "user_reference"}}]}}
+    pd.answer("GET", path, 200, assigned("PXRUEF2"))
+    pd.answer("PUT", path, 200, assigned("PJ0LVEB"))
+    pd.answer("POST", f"{path}/notes", 201, {"note": {"id": "N1"}})
+    with service(db_url, scope_file(tmp_path, "enforce"), jira_standin, pd) as client:
+        post(client, "pagerduty", "incident.reassigned", payload, "pd-1")
+        assert settle(engine, 2) == [("reassign_incident", "done"), ("note", "done")]
+    assert [(r.method, r.path) for r in pd.requests] == [
+        ("GET", path), ("PUT", path), ("POST", f"{path}/notes")]
+    note = pd.requests[2]
+    assert note.headers["From"] == "bot@example.com"
+    assert "first response is Sam Okafor (eng-lead)" in note.body["note"]["content"]
+    assert note.body["note"]["content"].endswith("[firstline:action:2]")
+
+
 def test_an_alert_storm_of_twenty_items_in_one_group_pages_once(
         db_url: str, engine: Engine, tmp_path: Path, jira_standin: JiraStandin,
         pd: PagerDutyStandIn) -> None:

@@ -56,6 +56,11 @@ class GitHubOutbound:
         self._timeouts = httpx.Timeout(timeout).as_dict()
         self._lock = threading.Lock()
 
+    @property
+    def actions(self) -> frozenset[str]:
+        """Name the action types GitHub performs here (the outbox routes only these)."""
+        return frozenset(_HANDLERS)
+
     def perform(self, action: OutboundAction) -> Result:
         """Perform one action; vendor trouble becomes a Result, never an exception."""
         handler = _HANDLERS.get(action.type)

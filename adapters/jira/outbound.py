@@ -58,6 +58,11 @@ class JiraOutbound:
         self._session: requests.Session | None = None
         self._lock = threading.Lock()
 
+    @property
+    def actions(self) -> frozenset[str]:
+        """Name the action types Jira performs here (the outbox routes only these)."""
+        return frozenset(_HANDLERS)
+
     def perform(self, action: OutboundAction) -> Result:
         """Perform one action; vendor trouble becomes a Result, never an exception."""
         handler = _HANDLERS.get(action.type)

@@ -79,6 +79,11 @@ class LinearOutbound:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()  # the performer's threads make the client once
 
+    @property
+    def actions(self) -> frozenset[str]:
+        """Name the action types Linear performs here (the outbox routes only these)."""
+        return frozenset(_STEPS)
+
     def perform(self, action: OutboundAction) -> Result:
         """Perform one action once; report vendor trouble as a Result, never raise it."""
         step = _STEPS.get(action.type)

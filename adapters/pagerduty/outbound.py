@@ -49,6 +49,11 @@ class PagerDutyOutbound:
         self._rest_client: RestApiV2Client | None = None
         self._lock = threading.Lock()  # the performer's threads make each client once
 
+    @property
+    def actions(self) -> frozenset[str]:
+        """Name the action types PagerDuty performs here (the outbox routes only these)."""
+        return frozenset(_STEPS)
+
     def perform(self, action: OutboundAction) -> Result:
         """Perform one action once; report vendor trouble as a Result, never raise it."""
         step = _STEPS.get(action.type)

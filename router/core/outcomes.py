@@ -60,9 +60,9 @@ def escalation_actions(ctx: Context, fired: list[TriggerHit], now: datetime) \
         actions.append(Action("page", to=scope.cto, dedup_key=key, trigger=first.id,
                               text=f"{first.name}: {item.key} {item.title}"))
     names = ", ".join(t.name for t in fired)
-    actions.append(Action("comment", trigger=fired[0].id,
-                          text=f"firstline: CTO trigger fired: {names}. "
-                               f"{_owner_words(ctx)} keeps first response; the CTO joins."))
+    actions.append(_remark(ctx, f"firstline: CTO trigger fired: {names}. "
+                                f"{_owner_words(ctx)} keeps first response; the CTO joins.",
+                           trigger=fired[0].id))
     if (not item.assignees or ctx.cto_assigned) and ctx.owner and ctx.owner != scope.cto:
         actions.extend(_hand_to_owner(ctx, with_comment=False))
     return tuple(actions), note
@@ -122,9 +122,9 @@ def _cto_work(ctx: Context, reason: str, exception: bool = False) -> Decision:
 def _defer_actions(ctx: Context) -> tuple[Action, ...]:
     text = ("firstline: this is CTO-owned work and the CTO's ad-hoc hours for this week are "
             f"used up; it waits for next week ({_scope_words(ctx)}).")
-    if ctx.item.kind == "incident":
-        return (Action("note", text=text),)
-    return (Action("comment", text=text), Action("label", label=NEXT_CYCLE))
+    if ctx.item.kind == "incident":  # an incident has no labels
+        return (_remark(ctx, text),)
+    return (_remark(ctx, text), Action("label", label=NEXT_CYCLE))
 
 
 def _hand_to_owner(ctx: Context, with_comment: bool) -> tuple[Action, ...]:
@@ -145,10 +145,17 @@ def _hand_to_owner(ctx: Context, with_comment: bool) -> tuple[Action, ...]:
     if with_comment:
         gap = "" if account else f" ({ctx.owner} has no {ctx.item.source} account: please " \
             "pick it up)"
-        actions.append(Action("comment", to=ctx.owner,
-                              text=f"firstline: {_scope_words(ctx)}; first response is "
-                                   f"{_owner_words(ctx)}{gap}."))
+        actions.append(_remark(ctx, f"firstline: {_scope_words(ctx)}; first response is "
+                                    f"{_owner_words(ctx)}{gap}.", to=ctx.owner))
     return tuple(actions)
+
+
+def _remark(ctx: Context, text: str, to: str | None = None,
+            trigger: str | None = None) -> Action:
+    """Say something on the item in its own tool: a comment, or on a PagerDuty incident
+    (which has no comments) a note. The one place that picks between the two."""
+    return Action("note" if ctx.item.kind == "incident" else "comment", to=to, text=text,
+                  trigger=trigger)
 
 
 def _scope_words(ctx: Context) -> str:

@@ -28,7 +28,14 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from adapters.base import OutboundAction, OutboundAdapter, Result, Target
+from adapters.base import (
+    PAGING_ACTIONS,
+    OutboundAction,
+    OutboundAdapter,
+    Result,
+    Target,
+    performer,
+)
 from router.db.engine import writer_turn
 from router.db.outbox import Claimant, Outcomes, claim, record, release_orphans
 from router.work.metrics import Metrics
@@ -272,7 +279,7 @@ def perform_lane(adapters: Mapping[str, OutboundAdapter], sleep: Sleep,
         if stop is not None and stop.is_set():
             done.untouched = [later for later, _ in lane[n:]]
             return done
-        tool = "pagerduty" if action.type in ("page", "resolve_page") else action.target.source
+        tool = performer(action.type, action.target.source)
         adapter = adapters.get(tool)
         if adapter is None:
             result = Result("permanent", f"no {tool} client configured")
@@ -303,7 +310,7 @@ def lanes(work: Sequence[tuple[Any, OutboundAction]]) -> list[list[tuple[Any, Ou
     first: dict[tuple[str, ...], int] = {}
     for i, (_, action) in enumerate(work):
         keys: list[tuple[str, ...]] = [("item", action.target.source, action.target.id)]
-        if action.type in ("page", "resolve_page") and action.dedup_key:
+        if action.type in PAGING_ACTIONS and action.dedup_key:
             keys.append(("page", action.dedup_key))
         for key in keys:
             parent[root(i)] = root(first.setdefault(key, i))
