@@ -47,7 +47,8 @@ def test_every_fixture_parses(path: Path) -> None:
     event = parse(payload, None)
     assert event.source == "linear"
     assert event.event_type == f"{payload['type']}.{payload['action']}"
-    assert event.occurred_at == utc(payload["data"]["updatedAt"])
+    changed = payload["data"]["archivedAt" if payload["action"] == "remove" else "updatedAt"]
+    assert event.occurred_at == utc(changed)
     assert (event.item is None) == (payload["type"] != "Issue")
 
 
@@ -109,6 +110,19 @@ def test_remove_has_no_url_and_is_resolved() -> None:
     assert event.deleted is True
     assert event.item is not None
     assert (event.item.url, event.item.status) == (None, "resolved")
+
+
+def test_a_removal_is_ordered_by_its_own_time() -> None:
+    """A removal keeps the last update's `updatedAt`; `archivedAt` says when it happened."""
+    payload = load("Issue.remove")
+    event = parse(payload, None)
+    assert event.occurred_at == utc(payload["data"]["archivedAt"])
+    assert event.occurred_at > utc(payload["data"]["updatedAt"])
+    del payload["data"]["archivedAt"]  # older deliveries: the update time is all there is
+    assert parse(payload, None).occurred_at == utc(payload["data"]["updatedAt"])
+    payload["data"]["archivedAt"] = "not a time"
+    with pytest.raises(PayloadError, match=r"data\.archivedAt"):
+        parse(payload, None)
 
 
 def test_comment_is_ignored_but_names_its_issue() -> None:

@@ -128,6 +128,31 @@ def test_out_of_order_delivery_keeps_the_newest_state(engine: Engine) -> None:
     assert len(state) == 1 and orjson.loads(str(state[0][0]))["status"] == "resolved"
 
 
+@pytest.mark.parametrize("first", ["remove", "update"])
+def test_a_linear_removal_and_the_update_before_it_end_resolved_in_either_order(
+        engine: Engine, first: str) -> None:
+    """The real pair, the update stamped as the removal keeps it (the removal's own
+    `updatedAt` is the last update's; only `archivedAt` is later): whichever arrives
+    first, the issue ends removed, and a late update is stale."""
+    now = datetime.fromisoformat("2026-11-21T10:00:00+00:00")
+    remove = orjson.loads(fixture_bytes("linear", "Issue.remove"))
+    update = orjson.loads(fixture_bytes("linear", "Issue.update"))
+    update["data"]["updatedAt"] = remove["data"]["updatedAt"]
+    bodies = {"remove": remove, "update": update}
+    for name in (first, "update" if first == "remove" else "remove"):
+        put(engine, "linear", "", name, now, body=orjson.dumps(bodies[name]))
+    Worker(engine, lambda: SCOPE, Clock(now)).drain()
+    got = {d: (o, r) for d, o, r in rows(engine, decisions, decisions.c.delivery_id,
+                                         decisions.c.outcome, decisions.c.reason)}
+    assert got["remove"] == ("keep", "The item is deleted: nothing to route.")
+    if first == "remove":
+        assert got["update"][0] == "ignore" and got["update"][1].startswith("stale delivery")
+    else:
+        assert got["update"][0] != "ignore"
+    [(state,)] = rows(engine, items, items.c.state)
+    assert orjson.loads(str(state))["status"] == "resolved"
+
+
 def test_grouped_escalations_page_once_across_many_deliveries(engine: Engine) -> None:
     base = orjson.loads(fixture_bytes("jira", "issue_created"))
     now = datetime.fromisoformat("2026-11-21T10:00:00+00:00")

@@ -187,8 +187,20 @@ def _item(data: dict[str, Any], url: Any, deleted: bool) -> WorkItem:
         assignees=(assignee,) if assignee else (),
         reporter=_str(data, "creatorId"),
         created_at=_required_time(data.get("createdAt"), "data.createdAt"),
-        updated_at=_required_time(data.get("updatedAt"), "data.updatedAt"),
+        updated_at=_changed_at(data, deleted),
     )
+
+
+def _changed_at(data: dict[str, Any], removed: bool) -> datetime:
+    """Return when the issue last changed, which orders its deliveries (SPEC §6).
+
+    A removal keeps the `updatedAt` of the last update before it and carries its own time
+    in `archivedAt`: ordered by `updatedAt` it would tie with (or sort before) the update
+    it follows, and that update, arriving late, would bring the removed issue back.
+    """
+    updated = _required_time(data.get("updatedAt"), "data.updatedAt")
+    archived = _time(data.get("archivedAt"), "data.archivedAt") if removed else None
+    return max(updated, archived) if archived is not None else updated
 
 
 def default_severity(priority: Any) -> Severity:
