@@ -8,9 +8,13 @@ write" is checked by registering none.
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
@@ -326,6 +330,78 @@ def test_a_read_redirected_without_end_is_refused(httpx_mock: HTTPXMock) -> None
     result = adapter().perform(action("assign", account=OWNER))
     assert_failed(result, "permanent", "302", f"moved to {ISSUE}?hop=6")
     assert len(httpx_mock.get_requests()) == 6
+
+
+class _Seen(BaseHTTPRequestHandler):
+    """Answer as the server's `routes` say, and note each request's Authorization."""
+
+    server: _Server
+
+    def do_GET(self) -> None:
+        self.server.seen.append((self.path, self.headers.get("Authorization")))
+        status, headers, body = self.server.routes.get(self.path, (404, {}, b"{}"))
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Seen)
+        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.seen: list[tuple[str, str | None]] = []
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[_Server, _Server]]:
+    """Two local HTTP servers: the API, and another origin (same host, another port)."""
+    pair = (_Server(), _Server())
+    for server in pair:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield pair
+    for server in pair:
+        server.shutdown()
+        server.server_close()
+
+
+PATH = "/repos/acme/web/issues/12"
+
+
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["same origin", "another origin"])
+def test_the_token_never_follows_a_redirect_to_another_origin(
+        servers: tuple[_Server, _Server], elsewhere: bool) -> None:
+    api, other = servers
+    there = other if elsewhere else api
+    api.routes[PATH] = (301, {"Location": f"{there.url}/repositories/1/issues/12"}, b"{}")
+    there.routes["/repositories/1/issues/12"] = (200, {}, orjson.dumps(issue(OWNER)))
+    result = adapter(api.url).perform(action("assign", account=OWNER))
+    assert result.ok, result
+    token = f"Bearer {TOKEN}"
+    if elsewhere:
+        assert api.seen == [(PATH, token)]
+        assert other.seen == [("/repositories/1/issues/12", None)]
+    else:
+        assert api.seen == [(PATH, token), ("/repositories/1/issues/12", token)]
+
+
+def test_once_off_its_origin_the_token_stays_off(servers: tuple[_Server, _Server]) -> None:
+    """A redirect away and back again: the way back is not trusted with the token."""
+    api, other = servers
+    api.routes[PATH] = (302, {"Location": f"{other.url}/hop"}, b"{}")
+    other.routes["/hop"] = (302, {"Location": f"{api.url}/repositories/1/issues/12"}, b"{}")
+    api.routes["/repositories/1/issues/12"] = (200, {}, orjson.dumps(issue(OWNER)))
+    assert adapter(api.url).perform(action("assign", account=OWNER)).ok
+    assert api.seen == [(PATH, f"Bearer {TOKEN}"), ("/repositories/1/issues/12", None)]
+    assert other.seen == [("/hop", None)]
 
 
 def test_writes_send_json(httpx_mock: HTTPXMock) -> None:

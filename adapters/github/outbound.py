@@ -178,16 +178,19 @@ class GitHubOutbound:
         """Send one request; a refusal or transport failure stops the action with a Result.
 
         Only reads follow redirects (a renamed repository): a redirected POST could turn
-        into a GET and look like success.
+        into a GET and look like success. The token goes only where the request started:
+        once a redirect leaves that origin (scheme, host or port), no later hop carries
+        it, as browsers and `httpx.Client` do.
         """
         transport = self._transport(action)
         target = httpx.URL(url if "://" in url else f"{self._base}{url}")
         where = f"{method} {target.path}"
         content = orjson.dumps(body) if body is not None else None
+        credentials = True
         try:
             for _ in range(_MAX_REDIRECTS + 1):
                 response = transport.handle_request(httpx.Request(
-                    method, target, content=content, headers=self._headers(content),
+                    method, target, content=content, headers=self._headers(content, credentials),
                     extensions={"timeout": self._timeouts}))
                 try:
                     response.read()
@@ -195,7 +198,9 @@ class GitHubOutbound:
                     response.close()
                 if method != "GET" or not response.has_redirect_location:
                     break
-                target = target.join(response.headers["location"])
+                moved = target.join(response.headers["location"])
+                credentials = credentials and _same_origin(moved, target)
+                target = moved
         except httpx.TimeoutException:
             detail = f"{_what(action)}: GitHub did not answer {where} within {self._timeout:g}s"
             raise Stop(Result("retryable", detail)) from None
@@ -209,14 +214,15 @@ class GitHubOutbound:
             return response
         raise Stop(self._refusal(action, where, response))
 
-    def _headers(self, content: bytes | None) -> dict[str, str]:
+    def _headers(self, content: bytes | None, credentials: bool = True) -> dict[str, str]:
         assert self._token is not None
         headers = {
-            "Authorization": f"Bearer {self._token.get_secret_value()}",
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
             "User-Agent": USER_AGENT,  # GitHub refuses requests without one
         }
+        if credentials:
+            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         if content is not None:
             headers["Content-Type"] = "application/json"
         return headers
@@ -333,6 +339,13 @@ def _error_message(response: httpx.Response) -> str:
         else:
             parts.append(str(error))
     return "; ".join(parts)
+
+
+def _same_origin(one: httpx.URL, other: httpx.URL) -> bool:
+    """Tell whether two URLs share scheme, host and port (a default port counts as given)."""
+    defaults = {"http": 80, "https": 443}
+    return (one.scheme, one.host, one.port or defaults.get(one.scheme)) == (
+        other.scheme, other.host, other.port or defaults.get(other.scheme))
 
 
 def _env_proxy(base: str) -> str | None:
