@@ -105,7 +105,7 @@ class Target:
     """The item an action is about, as stored when the decision was made."""
 
     source: Source
-    id: str  # the vendor's immutable id (Jira issue id, Linear issue id, GitHub issue id...)
+    id: str  # immutable: Jira issue id, Linear issue id, GitHub "<repository id>#<number>"
     key: str  # Jira PROJ-1, Linear ENG-42, GitHub owner/repo#12, PagerDuty incident id
     kind: str  # ticket | pull_request | incident
     project: str | None  # Jira project key, Linear team key, GitHub owner/repo, PD service

@@ -93,3 +93,23 @@ def github_assigned_to_cto(sender: str = "ana-support") -> Any:
     payload["issue"]["assignees"] = [cto]
     payload["sender"] = {**payload["sender"], "login": sender}
     return payload
+
+
+def github_comment_on_pull_request(at: str = "2019-05-15T15:20:40Z") -> Any:
+    """The real `issue_comment.created`, moved onto the pull request of the real
+    `pull_request.opened` (#2) as GitHub sends such a comment: `issue` is the PR's issue,
+    with an `issue.id` of its own (not `pull_request.id`), a `pull_request` object of
+    links, and the PR's number, title and people; the comment is made at `at`."""
+    payload = orjson.loads(fixture_bytes("github", "issue_comment.created"))
+    pr = orjson.loads(fixture_bytes("github", "pull_request.opened"))["pull_request"]
+    issue = payload["issue"]
+    for name in ("number", "title", "body", "html_url", "user", "labels", "assignee",
+                 "assignees", "state", "created_at"):
+        issue[name] = pr[name]
+    issue.update(id=issue["id"] + 1, url=pr["issue_url"], updated_at=at,
+                 comments_url=pr["comments_url"],
+                 pull_request={name: pr[name] for name in
+                               ("url", "html_url", "diff_url", "patch_url")})
+    payload["comment"].update(issue_url=pr["issue_url"], created_at=at, updated_at=at,
+                              html_url=f"{pr['html_url']}#issuecomment-492700400")
+    return payload

@@ -19,6 +19,7 @@ import pytest
 from adapters import github
 from adapters.base import SignatureError, VerifyContext
 from router.core.model import Event, PayloadError, WorkItem
+from tests.support import github_comment_on_pull_request
 
 VENDOR = Path(__file__).parent / "fixtures" / "vendor"
 GITHUB = VENDOR / "github"
@@ -140,7 +141,7 @@ def test_issue_fixtures_parse(
     assert not event.deleted and event.ignore_reason is None
     assert item == WorkItem(
         source="github",
-        id="444500041",
+        id="186853002#1",  # repository.id # number
         key=f"{REPO}#1",
         url=ISSUE_URL,
         kind="ticket",
@@ -172,7 +173,7 @@ def test_pull_request_fixtures_parse(name: str, status: str, updated: str, summa
     assert (event.actor, event.occurred_at, event.summary) == ("Codertocat", at(updated), summary)
     assert item == WorkItem(
         source="github",
-        id="279147437",
+        id="186853002#2",
         key=f"{REPO}#2",
         url=PR_URL,
         kind="pull_request",
@@ -327,12 +328,22 @@ def test_merged_pull_request_summary() -> None:
     assert github.parse(payload, "pull_request").summary == "merged"
 
 
-def test_comment_on_a_pull_request_is_a_pull_request() -> None:
-    payload = load("issue_comment.created.json")
-    payload["issue"]["pull_request"] = {"url": "https://api.github.com/repos/x/y/pulls/1"}
-    item = item_of(github.parse(payload, "issue_comment"))
-    assert item.kind == "pull_request"
-    assert item.id == "444500041"  # the issue id, which GitHub shares with the PR thread
+def test_a_comment_on_a_pull_request_is_the_same_item_as_the_pull_request() -> None:
+    """`issue_comment` names the PR by its issue (`issue.id`), `pull_request` events by
+    `pull_request.id`: the item is keyed by what both carry, repository id and number."""
+    comment = github_comment_on_pull_request()
+    assert comment["issue"]["id"] != load("pull_request.opened.json")["pull_request"]["id"]
+    on_pr = item_of(github.parse(comment, "issue_comment"))
+    pr = item_of(github.parse(load("pull_request.opened.json"), "pull_request"))
+    assert (on_pr.id, on_pr.key, on_pr.kind) == (pr.id, pr.key, "pull_request")
+    assert on_pr.id == "186853002#2"
+
+
+def test_a_renamed_repository_keeps_its_items() -> None:
+    payload = load("issues.opened.json")
+    payload["repository"]["full_name"] = "Codertocat/Hello-Universe"
+    item = item_of(github.parse(payload, "issues"))
+    assert (item.id, item.key) == ("186853002#1", "Codertocat/Hello-Universe#1")
 
 
 def test_assignees_come_from_the_list_not_the_single_assignee() -> None:
@@ -441,8 +452,8 @@ def test_unrecognised_shape_asks_for_the_header() -> None:
         (lambda p: p.update(issue=[]), "no issue"),
         (lambda p: p.pop("repository"), "no repository"),
         (lambda p: p["repository"].pop("full_name"), "full_name"),
-        (lambda p: p["issue"].pop("id"), "issue.id"),
-        (lambda p: p["issue"].update(id=True), "issue.id"),
+        (lambda p: p["repository"].pop("id"), "repository.id"),
+        (lambda p: p["repository"].update(id=True), "repository.id"),
         (lambda p: p["issue"].pop("number"), "issue.number"),
         (lambda p: p["issue"].update(number="1"), "issue.number"),
         (lambda p: p["issue"].pop("created_at"), "issue.created_at"),

@@ -225,7 +225,7 @@ def _work_item(
     labels = _labels(obj.get("labels"))
     return WorkItem(
         source="github",
-        id=_id(obj.get("id"), what),
+        id=item_id(_id(repo.get("id"), "repository"), number),
         key=f"{full_name}#{number}",
         url=_text(obj.get("html_url")) or None,
         kind=kind,
@@ -241,6 +241,16 @@ def _work_item(
         created_at=_time(obj.get("created_at"), what, "created_at"),
         updated_at=_time(obj.get("updated_at"), what, "updated_at"),
     )
+
+
+def item_id(repository_id: str, number: int) -> str:
+    """Return a GitHub item's immutable id: `<repository id>#<number>`.
+
+    A pull request reaches firstline as `pull_request` (with `pull_request.id`) and, for
+    conversation comments, as `issue_comment` (with the different `issue.id`); both carry
+    the repository and the number, which stay put when the repository is renamed.
+    """
+    return f"{repository_id}#{number}"
 
 
 def _object(body: JSON, key: str, name: str) -> JSON:

@@ -1,7 +1,8 @@
 """Outbound: act in github.
 
 GitHub REST API (X-GitHub-Api-Version 2022-11-28) with httpx. Pull requests use the
-issue endpoints for assignees, labels and comments. The client is built on first use.
+issue endpoints for assignees, labels and comments, addressed by the item's key
+(`owner/repo#number`), never by its id. The client is built on first use.
 """
 
 from __future__ import annotations
