@@ -12,6 +12,7 @@ libraries' error messages quote the header, token and all.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,44 @@ class Settings(BaseSettings):
             return []
         values = (part.strip() for part in secret.get_secret_value().split(","))
         return [value.encode() for value in values if value]
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """One vendor client firstline acts through, and which of its settings are not set."""
+
+    tracker: Source
+    name: str
+    used_for: str
+    missing: tuple[str, ...]  # FIRSTLINE_* names, never values
+
+    @property
+    def configured(self) -> bool:
+        return not self.missing
+
+
+# tracker, client, what firstline does through it, the settings it needs
+_CLIENTS: tuple[tuple[Source, str, str, tuple[str, ...]], ...] = (
+    ("jira", "REST API", "assign, comment, label", ("jira_url", "jira_email", "jira_api_token")),
+    ("linear", "GraphQL API", "assign, comment, label", ("linear_api_key",)),
+    ("github", "REST API", "assign, comment, label", ("github_token",)),
+    ("pagerduty", "Events API", "page the CTO, resolve pages", ("pagerduty_routing_key",)),
+    ("pagerduty", "REST API", "reassign incidents, add notes",
+     ("pagerduty_api_token", "pagerduty_from")),
+)
+
+
+def clients(settings: Settings) -> tuple[Client, ...]:
+    """Return every vendor client and the settings it lacks, reading no secret's value.
+
+    `FIRSTLINE_JIRA_URL` left at its example default counts as not set: every call to
+    it would fail.
+    """
+    def unset(name: str) -> bool:
+        value = getattr(settings, name)
+        return value is None or value == "" or (
+            name == "jira_url" and value == Settings.model_fields[name].default)
+
+    return tuple(Client(tracker, name, used_for,
+                        tuple(f"FIRSTLINE_{n.upper()}" for n in needs if unset(n)))
+                 for tracker, name, used_for, needs in _CLIENTS)

@@ -35,7 +35,7 @@ from router.db.engine import make_engine, pending_migrations
 from router.db.group_commit import InboxWriter
 from router.db.tables import inbox, outbox
 from router.http.webhooks import OPENAPI_PATHS, WebhookIngest, webhook_source
-from router.settings import Settings
+from router.settings import Settings, clients
 from router.work.metrics import Metrics
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -153,9 +153,21 @@ def readiness_detail(engine: Engine) -> dict[str, Any]:
             "dead_actions": [{"id": i, "type": t, "error": e} for i, t, e in dead]}
 
 
+def clients_detail(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Return, per tracker, which vendor clients are configured and the settings the
+    others lack (names, never values), for /readyz."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for client in clients(settings):
+        out.setdefault(client.tracker, []).append(
+            {"client": client.name, "configured": client.configured,
+             "missing": list(client.missing)})
+    return out
+
+
 def _service_routes(runtime: Runtime) -> APIRouter:
     """Liveness, readiness and metrics. Sync handlers: FastAPI runs them off the event loop."""
     router = APIRouter()
+    configured = clients_detail(runtime.settings)  # settings never change while running
 
     @router.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -165,13 +177,13 @@ def _service_routes(runtime: Runtime) -> APIRouter:
     @router.get("/readyz", responses={503: {"description": "database unreachable or behind"}})
     def readyz(request: Request) -> JSONResponse:
         """Answer 200 when the database is reachable and fully migrated and the worker (if
-        this process runs one) is looping; the backlog and dead actions are in the detail
-        but do not fail it (SPEC §6)."""
+        this process runs one) is looping; the backlog, the dead actions and which vendor
+        clients are configured are in the detail but do not fail it (SPEC §6)."""
         try:
             if pending_migrations(runtime.engine):
                 return JSONResponse({"detail": "database has pending migrations: run "
                                                "`firstline db upgrade`"}, status_code=503)
-            detail = readiness_detail(runtime.engine)
+            detail = {**readiness_detail(runtime.engine), "clients": configured}
         except SQLAlchemyError as exc:
             problem = f"database unreachable: {type(getattr(exc, 'orig', exc)).__name__}"
             return JSONResponse({"detail": problem}, status_code=503)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from router.scope.clients import client_lines
 from router.scope.load import Scope, ScopeError, load_scope
 from router.settings import Settings
 
@@ -17,6 +18,7 @@ class ScopeHolder:
         self.settings = settings
         self.warn = warn  # serve's HTTP side leaves the warnings to the worker's process
         self.current = self._load()
+        self._report_clients()
 
     def _load(self) -> Scope:
         scope, warnings = load_scope(self.settings.rules, self.settings.pagerduty_service_id)
@@ -34,3 +36,10 @@ class ScopeHolder:
             log.error("scope note not reloaded, keeping %s:\n%s", self.current.hash, exc)
             return
         log.info("scope note reloaded: %s (%s)", self.current.path, self.current.hash)
+        self._report_clients()
+
+    def _report_clients(self) -> None:
+        """Log which vendor clients are configured, per tracker: a switch to enforce mode
+        without them would otherwise show only as dead actions."""
+        for level, line in client_lines(self.current, self.settings) if self.warn else ():
+            log.log(level, "%s", line)
