@@ -339,3 +339,31 @@ def test_while_another_writer_holds_the_sqlite_lock_requests_wait_and_others_are
         blocker.execute("COMMIT")
         assert pending.result(timeout=5).status_code == 202
     blocker.close()
+
+
+@pytest.mark.parametrize("body", [b"[]", b'[{"action": "opened"}]', b'"opened"', b"42",
+                                  b"true", b"null"])
+def test_a_signed_json_body_that_is_not_an_object_is_a_bad_request(
+    db_url: str, engine: Engine, body: bytes
+) -> None:
+    """`explain` refuses such a file, so the webhook does too, before storing it."""
+    with client_for(db_url) as client:
+        response = post(client, "github", body, signed_headers("github", body, "issues"))
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("body is not a JSON object but ")
+    assert stored(engine) == []
+
+
+def test_each_accepted_delivery_is_logged_once_with_its_ids(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with client_for(db_url) as client, caplog.at_level("INFO", logger="router.http.webhooks"):
+        first = post(client, "github", GITHUB_BODY,
+                     signed_headers("github", GITHUB_BODY, "issues", delivery_id="logged-1"))
+        again = post(client, "github", GITHUB_BODY,
+                     signed_headers("github", GITHUB_BODY, "issues", delivery_id="logged-1"))
+    assert first.status_code == 202 and again.json() == {"status": "duplicate"}
+    lines = [r.getMessage() for r in caplog.records if r.name == "router.http.webhooks"]
+    assert lines == [f"accepted github delivery 'logged-1' as inbox {first.json()['id']}",
+                     "duplicate github delivery 'logged-1': already stored"]
+    assert all(r.levelname == "INFO" for r in caplog.records if r.name == "router.http.webhooks")
