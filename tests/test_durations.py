@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from router.core.durations import add_duration, parse_duration, week_start
+from router.core.durations import (
+    SINCE_HINT,
+    add_duration,
+    parse_duration,
+    parse_since,
+    week_start,
+)
 from tests.support import at, example_scope
 
 
@@ -28,10 +36,52 @@ def test_parse_duration(text: str, seconds: float, business_hours: float,
                                                                business_days)
 
 
-@pytest.mark.parametrize("text", ["", "15", "m15", "1 fortnight", "business day", "-5m", "1.5x"])
+@pytest.mark.parametrize("text", ["", "15", "m15", "1 fortnight", "business day", "1.5x"])
 def test_parse_duration_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["-5m", " - 2h", "-1 business day", "-0m"])
+def test_a_negative_duration_is_refused_as_negative(text: str) -> None:
+    with pytest.raises(ValueError, match=f"^negative duration {re.escape(repr(text))}: a clock "
+                       r"cannot run backwards \(use 0 or more, e.g. 15m\)$"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(("text", "zero"), [("0m", True), ("0 business days", True),
+                                            ("0.0h", True), ("1s", False),
+                                            ("0.5 business hours", False)])
+def test_zero_durations_are_known(text: str, zero: bool) -> None:
+    assert parse_duration(text).is_zero is zero
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # a date is its midnight in the scope note's timezone (UTC+1 in winter, +2 in summer)
+    ("2026-12-01", "2026-11-30T23:00:00+00:00"),
+    ("2026-07-01", "2026-06-30T22:00:00+00:00"),
+    (" 2026-12-01 ", "2026-11-30T23:00:00+00:00"),
+    # a time with an offset is that time
+    ("2026-12-01T08:30:00Z", "2026-12-01T08:30:00+00:00"),
+    ("2026-12-01T09:30:00+01:00", "2026-12-01T08:30:00+00:00"),
+])
+def test_since_reads_a_date_in_the_notes_timezone_or_a_time_with_its_offset(
+        text: str, expected: str) -> None:
+    assert parse_since(text, BERLIN) == at(expected)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("2026-12-01T08:30:00", "'2026-12-01T08:30:00' has no offset"),
+    ("2026-13-01", "'2026-13-01' is not a date or time"),
+    ("yesterday", "'yesterday' is not a date or time"),
+])
+def test_since_refuses_what_it_cannot_place(text: str, problem: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_since(text, BERLIN)
+    assert str(refused.value) == f"{problem}: {SINCE_HINT}"
 
 
 # Berlin is UTC+1 in winter: 14:00Z is 15:00 local.

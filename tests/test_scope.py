@@ -57,6 +57,9 @@ INVALID: dict[str, list[tuple[int, str]]] = {
              "missing ), unterminated subpattern at position 0")],
     "bad_duration_after": [
         (13, f"triggers[0].after: not a duration: 'a quarter hour' {DURATION_HINT}")],
+    "negative_duration": [
+        (13, "triggers[0].after: negative duration '-15m': a clock cannot run backwards "
+             "(use 0 or more, e.g. 15m)")],
     "bad_duration_cost": [
         (10, f"owners[0].cost: not a duration: '1 hour-ish' {DURATION_HINT}")],
     "duplicate_trigger_id": [
@@ -268,6 +271,15 @@ def test_warning_away_without_backup(tmp_path: Path) -> None:
                         "but has no backup"]
     assert scope.people["lead"].backup is None
     assert scope.people["lead"].away_on(date.fromisoformat("2026-12-31"))
+
+
+@pytest.mark.parametrize("after", ["0m", "0 business days", "0.0h"])
+def test_warning_zero_after_pages_at_once(tmp_path: Path, after: str) -> None:
+    path = _write(tmp_path, BASE + "triggers:\n  - id: no-owner\n    name: Nobody\n"
+                  f"    match: {{assignee: none}}\n    after: {after}\n")
+    assert load_scope(path)[1] == [
+        f"{path}:13: warning: triggers[0].after: after {after!r} is zero: the trigger pages "
+        "as soon as its match holds (leave out after for an instant trigger)"]
 
 
 def test_away_with_backup_is_no_warning(tmp_path: Path) -> None:

@@ -1,4 +1,6 @@
-"""Durations from the scope note and the business-time arithmetic behind timed triggers.
+"""Durations from the scope note and the business-time arithmetic behind timed triggers;
+and `parse_since`, the one reading of a `since` bound (read API and CLI), in the note's
+timezone.
 
 Plain durations (`15m`, `2h`, `1d`) are wall-clock time. Business durations (`4 business
 hours`, `1 business day`) count only time inside business hours, skipping weekends and
@@ -17,6 +19,7 @@ _PLAIN = re.compile(
     r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)\s*$",
     re.IGNORECASE,
 )
+_NEGATIVE = re.compile(r"^\s*-\s*\d")
 _BUSINESS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s+business\s+(hours?|days?)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -33,6 +36,10 @@ class Duration:
     business_days: float = 0.0
 
     @property
+    def is_zero(self) -> bool:
+        return not (self.seconds or self.business_hours or self.business_days)
+
+    @property
     def is_business(self) -> bool:
         return bool(self.business_hours or self.business_days)
 
@@ -46,6 +53,9 @@ def parse_duration(text: str) -> Duration:
     """Parse `15m`, `2h`, `1d`, `N business hours`, `N business day(s)`; ValueError if not."""
     if not isinstance(text, str):
         raise ValueError(f"not a duration: {text!r} (use e.g. 15m, 2h, 1d, 1 business day)")
+    if _NEGATIVE.match(text):
+        raise ValueError(f"negative duration {text!r}: a clock cannot run backwards "
+                         "(use 0 or more, e.g. 15m)")
     plain = _PLAIN.match(text)
     if plain:
         unit = plain.group(2).lower()
@@ -111,3 +121,24 @@ def week_start(moment: datetime, tz: ZoneInfo, starts_on: int) -> date:
     """Return the local date on which the week holding `moment` begins."""
     local = moment.astimezone(tz).date()
     return local - timedelta(days=(local.weekday() - starts_on) % 7)
+
+
+SINCE_HINT = ("give a date (YYYY-MM-DD, midnight in the scope note's timezone) or a time "
+              "with an offset, e.g. 2026-11-01T00:00:00Z")
+
+
+def parse_since(text: str, tz: ZoneInfo) -> datetime:
+    """Read a `since` bound for the read API and the CLI: a date means its midnight in the
+    scope note's timezone (`tz`); a time needs an offset. ValueError says what to give."""
+    value = text.strip()
+    try:
+        return datetime.combine(date.fromisoformat(value), time(0), tzinfo=tz)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date or time: {SINCE_HINT}") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no offset: {SINCE_HINT}")
+    return moment

@@ -247,6 +247,10 @@ def _warnings(note: ScopeNote) -> Iterator[Finding]:
         if gaps:
             yield ("owners", i, "owner"), f"{line.owner} has no account in {', '.join(gaps)}: " \
                 "there firstline removes the CTO and comments naming them instead of assigning"
+    for i, trigger in enumerate(note.triggers):
+        if trigger.after is not None and parse_duration(trigger.after).is_zero:
+            yield ("triggers", i, "after"), f"after {trigger.after!r} is zero: the trigger " \
+                "pages as soon as its match holds (leave out after for an instant trigger)"
     for key, person in note.people.items():
         if person.away and person.backup is None:
             yield ("people", key, "away"), f"{key} is away at times but has no backup"
