@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
+from router.core.durations import SINCE_HINT
 from router.service import build_service
 from router.settings import Settings
-from tests.support import EXAMPLE_SCOPE
+from tests.support import EXAMPLE_SCOPE, eventually
 from tests.vendors import SECRETS, event_of, fixtures, signed_headers
 
 TOKEN = "reader-token"
@@ -44,23 +46,27 @@ def post_fixtures(client: TestClient, sources: tuple[str, ...]) -> list[str]:
     return ids
 
 
-def decisions(client: TestClient, want: int, **params: Any) -> list[dict[str, Any]]:
-    """Page through /api/v1/decisions until `want` are there (the worker runs meanwhile)."""
-    deadline = time.monotonic() + 30
+def all_decisions(client: TestClient, **params: Any) -> list[dict[str, Any]]:
+    """Page through /api/v1/decisions with `params`."""
+    got: list[dict[str, Any]] = []
+    cursor = None
     while True:
-        got: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            query = {**params, **({"cursor": cursor} if cursor else {})}
-            page = client.get("/api/v1/decisions", params=query, headers=AUTH)
-            assert page.status_code == 200, page.text
-            got += page.json()["items"]
-            cursor = page.json()["next_cursor"]
-            if cursor is None:
-                break
-        if len(got) >= want or time.monotonic() > deadline:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/v1/decisions", params=query, headers=AUTH)
+        assert page.status_code == 200, page.text
+        got += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
             return got
-        time.sleep(0.1)
+
+
+def decisions(client: TestClient, want: int, **params: Any) -> list[dict[str, Any]]:
+    """Return the decisions once at least `want` are there (the worker runs meanwhile)."""
+    def enough() -> tuple[list[dict[str, Any]]] | None:
+        got = all_decisions(client, **params)
+        return (got,) if len(got) >= want else None
+
+    return eventually(enough, f"{want} decisions")[0]
 
 
 def test_every_delivery_gets_one_decision_readable_through_the_api(client: TestClient) -> None:
@@ -84,11 +90,29 @@ def test_filters(client: TestClient) -> None:
     assert ignored and {d["outcome"] for d in ignored} == {"ignore"}
     tes = decisions(client, 0, item="TES-41")
     assert tes and {d["item_key"] for d in tes} == {"TES-41"}
-    assert decisions(client, 0, since="2030-01-01T00:00:00Z") == []
+    assert all_decisions(client, since="2030-01-01T00:00:00Z") == []
     for bad in ({"source": "gitlab"}, {"outcome": "maybe"}, {"cursor": "x"},
-                {"limit": "1001"}, {"since": "2026-01-01T00:00:00"}):
+                {"limit": "1001"}, {"since": "2026-01-01T00:00:00"}, {"since": "2026-13-01"}):
         answer = client.get("/api/v1/decisions", params=bad, headers=AUTH)
         assert answer.status_code in (400, 422), (bad, answer.text)
+
+
+def test_since_takes_a_date_as_midnight_in_the_notes_timezone(client: TestClient) -> None:
+    """The CLI's `--since` reads the same way (router.core.durations.parse_since)."""
+    ids = post_fixtures(client, ("jira", "github"))
+    every = decisions(client, len(ids))
+    day = min(d["event_at"] for d in every)[:10]  # the earliest event's UTC date
+    midnight = datetime.combine(date.fromisoformat(day), time(0),
+                                tzinfo=ZoneInfo("Europe/Berlin"))  # the example's timezone
+    by_date = all_decisions(client, since=day)
+    assert by_date == all_decisions(client, since=midnight.isoformat())
+    assert by_date and all(datetime.fromisoformat(d["event_at"]) >= midnight for d in by_date)
+    assert all_decisions(client, since="2030-01-01") == []
+    assert len(all_decisions(client, since="2000-01-01")) == len(every)
+    refused = client.get("/api/v1/decisions", params={"since": "2026-12-01T00:00:00"},
+                         headers=AUTH)
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == f"since: '2026-12-01T00:00:00' has no offset: {SINCE_HINT}"
 
 
 def test_read_api_needs_the_token(client: TestClient, db_url: str) -> None:
@@ -103,10 +127,8 @@ def test_read_api_needs_the_token(client: TestClient, db_url: str) -> None:
 
 def test_escalations_and_scope(client: TestClient) -> None:
     post_fixtures(client, ("pagerduty",))
-    deadline = time.monotonic() + 30
-    while not (found := client.get("/api/v1/escalations", headers=AUTH).json()["items"]):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    found = eventually(lambda: client.get("/api/v1/escalations", headers=AUTH).json()["items"],
+                       "an escalation")
     one = client.get(f"/api/v1/escalations/{found[0]['id']}", headers=AUTH).json()
     assert one["status"] == "open" and one["dedup_key"].startswith("firstline/")
     assert one["items"] and one["items"][0]["source"] == "pagerduty"

@@ -181,7 +181,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     source = payloads.check_source(args.source) if args.source else None
     scope = _load(args.rules)
     if args.from_db:
-        deliveries = service_cli.deliveries_from_db(args.since)
+        deliveries = service_cli.deliveries_from_db(args.since, scope.tz)
     elif not args.paths:
         raise CliError("replay: name payload files or folders, or pass --from-db")
     else:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from router.core.simulate import Delivery
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from router.settings import Settings
 
 
@@ -118,37 +124,27 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def deliveries_from_db(since: str | None) -> list[Delivery]:
-    """Read the stored deliveries (oldest first) as replay input."""
+def deliveries_from_db(since: str | None, tz: ZoneInfo) -> list[Delivery]:
+    """Read the stored deliveries (oldest first) as replay input; `since` is a date
+    (midnight in `tz`, the scope note's timezone) or a time with an offset."""
     from sqlalchemy import select
 
-    from router.db.engine import make_engine
+    from router.core.durations import parse_since
     from router.db.tables import inbox
     from router.work.normalize import parse_delivery
 
     settings = _settings(argparse.Namespace())
-    start = None
-    if since:
-        try:
-            start = datetime.fromisoformat(since)
-        except ValueError as exc:
-            raise ServiceError(f"--since {since!r}: not an ISO date") from exc
-        start = start if start.tzinfo else start.replace(tzinfo=UTC)
-    engine = make_engine(settings.database_url)
     stmt = select(inbox.c.id, inbox.c.source, inbox.c.event_type, inbox.c.body,
                   inbox.c.received_at).order_by(inbox.c.id)
-    if start is not None:
-        stmt = stmt.where(inbox.c.received_at >= start)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-    except Exception as exc:
-        raise ServiceError(f"cannot read the database: {type(exc).__name__}") from exc
-    finally:
-        engine.dispose()
+    if since:
+        try:
+            stmt = stmt.where(inbox.c.received_at >= parse_since(since, tz))
+        except ValueError as exc:
+            raise ServiceError(f"--since {exc}") from None
+    with database(settings) as conn:
+        rows = conn.execute(stmt).all()
     return [Delivery(f"inbox:{r.id}", parse_delivery(r.source, r.event_type, r.body, r.received_at))
             for r in rows]
-
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
@@ -156,22 +152,14 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from router.cli.render import format_table
-    from router.db.engine import make_engine
     from router.db.tables import outbox
 
-    settings = _settings(args)
-    engine = make_engine(settings.database_url)
     stmt = select(outbox).order_by(outbox.c.id)
     if args.status != "all":
         stmt = (stmt.where(outbox.c.status != "done") if args.status == "open"
                 else stmt.where(outbox.c.status == args.status))
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-    except Exception as exc:
-        raise ServiceError(f"cannot read the database: {type(exc).__name__}") from exc
-    finally:
-        engine.dispose()
+    with database(_settings(args)) as conn:
+        rows = conn.execute(stmt).all()
     table = [[str(r.id), r.status, r.type, _target_key(r.target), str(r.attempts),
               r.next_at.isoformat(timespec="seconds"), (r.last_error or "")[:80]] for r in rows]
     print(format_table(["id", "status", "action", "item", "attempts", "next", "last error"],
@@ -184,24 +172,67 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
     """Put a dead (or waiting) action back in line now."""
     from sqlalchemy import select, update
 
-    from router.db.engine import make_engine
     from router.db.tables import outbox
 
-    settings = _settings(args)
-    engine = make_engine(settings.database_url)
-    try:
-        with engine.begin() as conn:
-            row = conn.execute(select(outbox.c.status).where(outbox.c.id == args.id)).first()
-            if row is None:
-                raise ServiceError(f"outbox: no action {args.id}")
-            if row.status in ("done", "shadow"):
-                raise ServiceError(f"outbox: action {args.id} is {row.status}: nothing to retry")
-            conn.execute(update(outbox).where(outbox.c.id == args.id).values(
-                status="pending", attempts=0, next_at=datetime.now(UTC), last_error=None))
-    finally:
-        engine.dispose()
+    with database(_settings(args), write=True) as conn:
+        row = conn.execute(select(outbox.c.status).where(outbox.c.id == args.id)).first()
+        if row is None:
+            raise ServiceError(f"outbox: no action {args.id}")
+        if row.status in ("done", "shadow"):
+            raise ServiceError(f"outbox: action {args.id} is {row.status}: nothing to retry")
+        conn.execute(update(outbox).where(outbox.c.id == args.id).values(
+            status="pending", attempts=0, next_at=datetime.now(UTC), last_error=None))
     print(f"action {args.id} will be retried now")
     return 0
+
+
+@contextmanager
+def database(settings: Settings, write: bool = False) -> Iterator[Connection]:
+    """Connect a command to the service's existing database (in a transaction when
+    `write`), never creating one: a command run from another folder would otherwise
+    make an empty ./firstline.db. Each failure is one line naming the database and
+    FIRSTLINE_DATABASE_URL."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from router.db.engine import make_engine
+
+    where, missing = _database_at(settings.database_url)
+    if missing:
+        raise ServiceError(f"no database at {where}: set FIRSTLINE_DATABASE_URL to the "
+                           "service's database (the default is ./firstline.db in the "
+                           "current folder)")
+    try:
+        engine = make_engine(settings.database_url)
+    except ValueError as exc:
+        raise ServiceError(f"FIRSTLINE_DATABASE_URL: {exc}") from None
+    try:
+        with (engine.begin() if write else engine.connect()) as conn:
+            yield conn
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        raise ServiceError(f"cannot read the database at {where}: {type(cause).__name__}: "
+                           f"{first} (check FIRSTLINE_DATABASE_URL, or run `firstline db "
+                           "upgrade`)") from None
+    finally:
+        engine.dispose()
+
+
+def _database_at(url: str) -> tuple[str, bool]:
+    """Return where `url` points, fit to show (a SQLite file's absolute path, else the URL
+    without its password), and whether it is a SQLite file that does not exist."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ServiceError("FIRSTLINE_DATABASE_URL is not a database URL: use "
+                           "sqlite:///PATH or postgresql+psycopg://HOST/DB") from None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return parsed.render_as_string(hide_password=True), False
+    path = Path(str(parsed.database)).resolve()
+    return str(path), not path.exists()
 
 
 def _target_key(target_json: str) -> str:

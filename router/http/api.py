@@ -6,11 +6,13 @@ import hmac
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from sqlalchemy import Engine, select
 
+from router.core.durations import parse_since
 from router.core.model import OUTCOMES, SOURCES
 from router.db.tables import decisions, escalation_items, escalations
 from router.scope.load import Scope
@@ -34,7 +36,8 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
     @api.get("/decisions")
     def list_decisions(
         source: str | None = None, outcome: str | None = None, item: str | None = None,
-        since: datetime | None = None,
+        since: Annotated[str | None, Query(description=(
+            "a date (midnight in the scope note's timezone) or a time with an offset"))] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
         cursor: str | None = None,
     ) -> dict[str, Any]:
@@ -51,7 +54,7 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
         if item is not None:
             stmt = stmt.where(decisions.c.item_key == item)
         if since is not None:
-            stmt = stmt.where(decisions.c.event_at >= _aware(since))
+            stmt = stmt.where(decisions.c.event_at >= _since(since, scope().tz))
         if cursor is not None:
             if not cursor.isdigit():
                 raise HTTPException(400, "cursor: use the next_cursor of a previous answer")
@@ -99,10 +102,11 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
     return api
 
 
-def _aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise HTTPException(400, "since: give a time with an offset, e.g. 2026-11-01T00:00:00Z")
-    return moment
+def _since(text: str, tz: ZoneInfo) -> datetime:
+    try:
+        return parse_since(text, tz)
+    except ValueError as exc:
+        raise HTTPException(400, f"since: {exc}") from None
 
 
 def _decision(row: Any) -> dict[str, Any]:
