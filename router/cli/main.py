@@ -1,4 +1,4 @@
-"""The `firstline` command: check | scope | explain | replay | serve | worker | db.
+"""The `firstline` command and its subcommands (`firstline --help` lists them all).
 
 Every failure a user can cause (a bad file, an unknown source, an invalid scope note)
 ends with a one-line message naming the file and the problem and exit status 1, never a
@@ -46,41 +46,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="firstline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="firstline")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="validate a scope note")
-    p.add_argument("path")
+    p.add_argument("path", help="the scope note (YAML) to check")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("scope", help="print the scope note as a short human-readable list")
-    p.add_argument("path")
+    p.add_argument("path", help="the scope note (YAML) to print")
     p.set_defaults(func=cmd_scope)
 
     p = sub.add_parser("explain", help="decide on one vendor payload, with no side effects")
-    p.add_argument("--rules", default="scope.yaml")
-    p.add_argument("--source", required=True)
+    p.add_argument("--rules", default="scope.yaml", help="scope note (default: ./scope.yaml)")
+    p.add_argument("--source", required=True, help="jira, linear, github or pagerduty")
     p.add_argument("--event-type", help="GitHub's X-GitHub-Event (inferred when absent)")
     p.add_argument("--at", help="decide as of this ISO 8601 time (default: the event's own)")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("payload")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("payload", help="the delivery's body, as the vendor sent it (a JSON file)")
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("replay", help="decide on many recorded payloads in event time")
-    p.add_argument("--rules", default="scope.yaml")
+    p.add_argument("--rules", default="scope.yaml", help="scope note (default: ./scope.yaml)")
     p.add_argument("--compare", metavar="OLD", help="also decide under OLD and show changes")
     p.add_argument("--source", help="source of files not under a <source>/ folder")
     p.add_argument("--from-db", action="store_true",
                    help="replay what the service received (FIRSTLINE_DATABASE_URL)")
-    p.add_argument("--since", help="with --from-db: deliveries received since this date")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("paths", nargs="*", metavar="DIR_OR_FILE")
+    p.add_argument("--since", help="with --from-db: deliveries received since this date "
+                   "(midnight in the scope note's timezone) or time (with an offset)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per decision")
+    p.add_argument("paths", nargs="*", metavar="DIR_OR_FILE",
+                   help="payload files, or folders searched for *.json")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("serve", help="run the service: receive, decide and act, one process")
     p.add_argument("--rules", help="scope note (default: FIRSTLINE_RULES or ./scope.yaml)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                   "(default: 127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     p.add_argument("--no-worker", action="store_true", help="only receive (PostgreSQL); "
                    "run `firstline worker` processes to decide and act")
     p.set_defaults(func=service_cli.cmd_serve)
@@ -94,16 +97,19 @@ def _parser() -> argparse.ArgumentParser:
     osub = p.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
     ls = osub.add_parser("list", help="list actions (default: those not done)")
     ls.add_argument("--status", default="open",
-                    choices=["open", "pending", "dead", "shadow", "done", "all"])
+                    choices=["open", "pending", "dead", "shadow", "done", "all"],
+                    help="which actions: open (every one not done; the default), pending, "
+                    "dead, shadow, done or all")
     ls.set_defaults(func=service_cli.cmd_outbox_list)
     retry = osub.add_parser("retry", help="retry a dead or waiting action now")
-    retry.add_argument("id", type=int)
+    retry.add_argument("id", type=int, help="the action's id (from `outbox list`)")
     retry.set_defaults(func=service_cli.cmd_outbox_retry)
 
     p = sub.add_parser("db", help="database maintenance")
     dbsub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     up = dbsub.add_parser("upgrade", help="apply database migrations")
     up.set_defaults(func=service_cli.cmd_db_upgrade)
+    parser.description = "firstline: " + " | ".join(sub.choices)
     return parser
 
 
