@@ -17,7 +17,7 @@ from vendors import SECRETS, VENDOR, signed_headers
 
 from router.db.engine import make_engine, upgrade
 from router.db.tables import inbox
-from router.http.app import create_app
+from router.http.app import clients_detail, create_app
 from router.settings import Settings
 from tests.support import EXAMPLE_SCOPE, ROOT, eventually
 
@@ -37,7 +37,8 @@ def test_readyz_is_ready_on_a_migrated_database(db_url: str) -> None:
     with client(db_url) as c:
         response = c.get("/readyz")
     assert (response.status_code, response.json()) == (
-        200, {"status": "ready", "detail": {"backlog": 0, "dead_actions": []}})
+        200, {"status": "ready", "detail": {"backlog": 0, "dead_actions": [],
+                                            "clients": clients_detail(Settings())}})
 
 
 def test_readyz_fails_until_migrations_are_applied(empty_db_url: str) -> None:
