@@ -112,8 +112,9 @@ def test_a_tracker_the_note_does_not_act_in_is_no_warning(
     assert found["linear"][0] == logging.INFO and found["github"][0] == logging.WARNING
 
 
-def test_the_http_side_of_serve_leaves_the_lines_to_the_worker(
+def test_a_holder_that_only_validates_says_nothing(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """serve and worker check the note with warn=False before the holder that serves."""
     with caplog.at_level(logging.INFO, logger="firstline.service"):
         ScopeHolder(Settings(rules=note(tmp_path, "enforce")), warn=False).reload()
     assert client_records(caplog) == {}

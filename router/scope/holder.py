@@ -16,7 +16,7 @@ class ScopeHolder:
 
     def __init__(self, settings: Settings, warn: bool = True) -> None:
         self.settings = settings
-        self.warn = warn  # serve's HTTP side leaves the warnings to the worker's process
+        self.warn = warn  # false: only validate (the holder that serves says it all)
         self.current = self._load()
         self._report_clients()
 
