@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+import yaml
+
 from router.settings import Settings
 from tests.support import ROOT
 
@@ -21,10 +23,13 @@ def test_the_image_runs_serve_with_real_settings() -> None:
     assert "COPY examples/scope.yaml" in DOCKERFILE and (ROOT / "examples/scope.yaml").exists()
 
 
-def test_the_image_runs_as_a_numeric_non_root_user() -> None:
+def test_the_image_runs_as_the_charts_non_root_user() -> None:
+    values = yaml.safe_load((ROOT / "helm/firstline/values.yaml").read_text())
+    pod = values["podSecurityContext"]
     user = re.findall(r"^USER (\d+):(\d+)$", DOCKERFILE, re.MULTILINE)
-    assert user == [("10001", "10001")]
-    assert "chown 10001:10001 /data" in DOCKERFILE
+    assert user == [(str(pod["runAsUser"]), str(pod["runAsGroup"]))]
+    assert pod["runAsUser"] != 0 and pod["fsGroup"] == pod["runAsGroup"]
+    assert f"chown {pod['runAsUser']}:{pod['runAsGroup']} /data" in DOCKERFILE
 
 
 def test_both_stages_use_one_pinned_base() -> None:
