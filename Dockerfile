@@ -21,7 +21,7 @@ RUN groupadd --system --gid 10001 firstline \
 COPY --from=build /install /usr/local
 COPY examples/scope.yaml /etc/firstline/scope.yaml
 # Bytecode was compiled at install: nothing is written beside the code at run time, so the
-# root filesystem can be read-only (the chart mounts /tmp, serve's runtime directory).
+# root filesystem can be read-only (the chart mounts an emptyDir at /tmp for temporary files).
 ENV FIRSTLINE_DATABASE_URL=sqlite:////data/firstline.db \
     FIRSTLINE_RULES=/etc/firstline/scope.yaml \
     PYTHONDONTWRITEBYTECODE=1 \

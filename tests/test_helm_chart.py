@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from router.cli.main import _parser
 from router.scope.load import parse_scope
 from tests.helm import (
     SECRET_SETTINGS,
@@ -56,7 +57,7 @@ def test_every_pod_is_non_root_with_a_read_only_root(values: str) -> None:
             assert context["allowPrivilegeEscalation"] is False, name
             assert context["capabilities"] == {"drop": ["ALL"]}, name
             mounts = {m["mountPath"]: m["name"] for m in box["volumeMounts"]}
-            assert mounts["/tmp"] == "tmp", name  # serve's runtime directory lives there
+            assert mounts["/tmp"] == "tmp", name  # temporary files: the root is read-only
             assert box["resources"]["limits"]["memory"], name
 
 
@@ -70,6 +71,14 @@ def test_serve_pods_probe_health_and_readiness(values: str) -> None:
     assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     startup = main["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
+
+
+@pytest.mark.parametrize("values", VARIANTS)
+def test_every_container_runs_a_command_the_cli_accepts(values: str) -> None:
+    for name, spec in pod_specs(render(values)).items():
+        for box in spec["containers"]:
+            assert box["args"][0] == "firstline", name
+            _parser().parse_args(box["args"][1:])  # exits (fails the test) on a bad flag
 
 
 @pytest.mark.parametrize("values", VARIANTS)
@@ -191,7 +200,7 @@ def test_the_worker_split_and_optional_features() -> None:
     objects = render("all-on")
     web = only(objects, "Deployment", "rel-firstline")
     assert "replicas" not in web["spec"]  # the autoscaler owns it
-    assert container(objects, "rel-firstline")["args"][-3:] == ["--no-worker", "--workers", "2"]
+    assert container(objects, "rel-firstline")["args"][-1] == "--no-worker"
     worker = only(objects, "Deployment", "rel-firstline-worker")
     assert worker["spec"]["replicas"] == 3
     assert container(objects, "rel-firstline-worker")["args"] == ["firstline", "worker"]
