@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     rules: Path = Path("./scope.yaml")
     database_url: str = "sqlite:///./firstline.db"
     api_token: SecretStr | None = None
+    # A second token for people who may look but not act: the read API and every
+    # dashboard page, but not the retry button or the what-if (router.http.pages.auth).
+    read_token: SecretStr | None = None
     allow_unsigned: bool = False
 
     jira_webhook_secret: SecretStr | None = None

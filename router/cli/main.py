@@ -17,6 +17,7 @@ from typing import Any
 from router.cli import payloads
 from router.cli import service as service_cli
 from router.cli.render import decision_json, dumps, format_table, table_row
+from router.core.compare import Summary, compare, totals
 from router.core.decide import decide
 from router.core.model import History
 from router.core.simulate import Step, simulate
@@ -209,62 +210,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _totals(label: str, steps: list[Step]) -> str:
-    counts: dict[str, int] = {}
-    for step in steps:
-        counts[step.decision.outcome] = counts.get(step.decision.outcome, 0) + 1
-    order = ("escalate", "reassign", "defer", "keep", "ignore")
-    parts = ", ".join(f"{o} {counts.get(o, 0)}" for o in order)
-    return f"{label}: {len(steps)} decisions: {parts}; CTO pages {_pages(steps)}"
-
-
-def _pages(steps: list[Step]) -> int:
-    return sum(1 for s in steps for a in s.decision.actions if a.type == "page")
+    return totals(steps).line(label)
 
 
 def _print_compare(new: list[Step], old: list[Step], new_scope: Scope, old_scope: Scope,
                    as_json: bool) -> int:
     """Print every decision that differs between the two scope notes, then both totals."""
-    def keyed(steps: list[Step]) -> dict[tuple[str, str], Step]:
-        out: dict[tuple[str, str], Step] = {}
-        for s in steps:
-            item = s.event.item
-            when = s.at.isoformat() if s.at else ""
-            name = s.origin or f"timer:{item.key if item else '?'}:{when}"
-            out[(name, s.event.event_type)] = s
-        return out
-
-    before, after = keyed(old), keyed(new)
-    changed = 0
-    for key in sorted(before.keys() | after.keys()):
-        was, now = before.get(key), after.get(key)
-        if _summary(was) == _summary(now):
-            continue
-        changed += 1
+    result = compare(old, new)
+    for change in result.changes:
         if as_json:
-            print(dumps({"file": key[0], "old": _summary(was), "new": _summary(now)}))
+            print(dumps({"file": change.origin,
+                         "old": change.old.as_dict() if change.old else None,
+                         "new": change.new.as_dict() if change.new else None}))
         else:
-            print(f"{key[0]}: {_words(was)} -> {_words(now)}")
+            print(f"{change.origin}: {_words(change.old)} -> {_words(change.new)}")
     out = sys.stderr if as_json else sys.stdout
-    print(f"{changed} decisions change", file=out)
-    print(_totals(f"old {old_scope.path}", old), file=out)
-    print(_totals(f"new {new_scope.path}", new), file=out)
+    print(f"{len(result.changes)} decisions change", file=out)
+    print(result.old.line(f"old {old_scope.path}"), file=out)
+    print(result.new.line(f"new {new_scope.path}"), file=out)
     return 0
 
 
-def _summary(step: Step | None) -> dict[str, Any] | None:
-    if step is None:
-        return None
-    d = step.decision
-    return {"outcome": d.outcome, "owner": d.owner, "triggers": [t.id for t in d.triggers],
-            "pages": sum(1 for a in d.actions if a.type == "page")}
-
-
-def _words(step: Step | None) -> str:
-    summary = _summary(step)
-    if summary is None:
-        return "(no decision)"
-    fired = f" [{','.join(summary['triggers'])}]" if summary["triggers"] else ""
-    return f"{summary['outcome']} {summary['owner'] or '-'}{fired}"
+def _words(summary: Summary | None) -> str:
+    return "(no decision)" if summary is None else summary.words()
 
 
 if __name__ == "__main__":

@@ -127,24 +127,18 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def deliveries_from_db(since: str | None, tz: ZoneInfo) -> list[Delivery]:
     """Read the stored deliveries (oldest first) as replay input; `since` is a date
     (midnight in `tz`, the scope note's timezone) or a time with an offset."""
-    from sqlalchemy import select
-
     from router.core.durations import parse_since
-    from router.db.tables import inbox
-    from router.work.normalize import parse_delivery
+    from router.work.normalize import stored_deliveries
 
     settings = _settings(argparse.Namespace())
-    stmt = select(inbox.c.id, inbox.c.source, inbox.c.event_type, inbox.c.body,
-                  inbox.c.received_at).order_by(inbox.c.id)
+    start = None
     if since:
         try:
-            stmt = stmt.where(inbox.c.received_at >= parse_since(since, tz))
+            start = parse_since(since, tz)
         except ValueError as exc:
             raise ServiceError(f"--since {exc}") from None
     with database(settings) as conn:
-        rows = conn.execute(stmt).all()
-    return [Delivery(f"inbox:{r.id}", parse_delivery(r.source, r.event_type, r.body, r.received_at))
-            for r in rows]
+        return stored_deliveries(conn, start)
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
@@ -170,18 +164,13 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
 
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
     """Put a dead (or waiting) action back in line now."""
-    from sqlalchemy import select, update
+    from router.db.actions import RetryRefused, retry_action
 
-    from router.db.tables import outbox
-
-    with database(_settings(args), write=True) as conn:
-        row = conn.execute(select(outbox.c.status).where(outbox.c.id == args.id)).first()
-        if row is None:
-            raise ServiceError(f"outbox: no action {args.id}")
-        if row.status in ("done", "shadow"):
-            raise ServiceError(f"outbox: action {args.id} is {row.status}: nothing to retry")
-        conn.execute(update(outbox).where(outbox.c.id == args.id).values(
-            status="pending", attempts=0, next_at=datetime.now(UTC), last_error=None))
+    try:
+        with database(_settings(args), write=True) as conn:
+            retry_action(conn, args.id, datetime.now(UTC))
+    except RetryRefused as exc:
+        raise ServiceError(f"outbox: {exc}") from exc
     print(f"action {args.id} will be retried now")
     return 0
 

@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from router.core.durations import parse_since
 from router.core.model import OUTCOMES, SOURCES
-from router.db.tables import decisions, escalation_items, escalations
+from router.db.reads import decisions as decision_reads
+from router.db.reads import escalations as escalation_reads
+from router.db.reads.decisions import DecisionFilter
 from router.scope.load import Scope
 from router.settings import Settings
 
@@ -42,34 +44,24 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
         cursor: str | None = None,
     ) -> dict[str, Any]:
         """List decisions, newest first; `next_cursor` pages on."""
-        stmt = select(decisions).order_by(decisions.c.id.desc()).limit(limit + 1)
-        if source is not None:
-            if source not in SOURCES:
-                raise HTTPException(400, f"unknown source {source!r}")
-            stmt = stmt.where(decisions.c.source == source)
-        if outcome is not None:
-            if outcome not in OUTCOMES:
-                raise HTTPException(400, f"unknown outcome {outcome!r}")
-            stmt = stmt.where(decisions.c.outcome == outcome)
-        if item is not None:
-            stmt = stmt.where(decisions.c.item_key == item)
-        if since is not None:
-            stmt = stmt.where(decisions.c.event_at >= _since(since, scope().tz))
-        if cursor is not None:
-            if not cursor.isdigit():
-                raise HTTPException(400, "cursor: use the next_cursor of a previous answer")
-            stmt = stmt.where(decisions.c.id < int(cursor))
+        if source is not None and source not in SOURCES:
+            raise HTTPException(400, f"unknown source {source!r}")
+        if outcome is not None and outcome not in OUTCOMES:
+            raise HTTPException(400, f"unknown outcome {outcome!r}")
+        if cursor is not None and not cursor.isdigit():
+            raise HTTPException(400, "cursor: use the next_cursor of a previous answer")
+        where = DecisionFilter(source=source, outcome=outcome, item=item,
+                               since=_since(since, scope().tz) if since is not None else None)
         with engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {"items": [_decision(r) for r in rows],
-                "next_cursor": str(rows[-1].id) if more else None}
+            page = decision_reads.list_decisions(conn, where, limit,
+                                                 before=int(cursor) if cursor else None)
+        return {"items": [_decision(r) for r in page.rows],
+                "next_cursor": str(page.rows[-1].id) if page.older else None}
 
     @api.get("/decisions/{decision_id}")
     def get_decision(decision_id: int) -> dict[str, Any]:
         with engine.connect() as conn:
-            row = conn.execute(select(decisions).where(decisions.c.id == decision_id)).first()
+            row = decision_reads.decision(conn, decision_id)
         if row is None:
             raise HTTPException(404, f"no decision {decision_id}")
         return {**_decision(row), "reason": row.reason, "severity": row.severity,
@@ -80,18 +72,17 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
     def list_escalations(limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100) \
             -> dict[str, Any]:
         with engine.connect() as conn:
-            rows = conn.execute(select(escalations).order_by(escalations.c.id.desc())
-                                .limit(limit)).all()
-            return {"items": [_escalation(conn, r) for r in rows]}
+            rows = escalation_reads.list_escalations(conn, limit)
+            items = escalation_reads.members(conn, [r.id for r in rows])
+        return {"items": [_escalation(r, items[r.id]) for r in rows]}
 
     @api.get("/escalations/{escalation_id}")
     def get_escalation(escalation_id: int) -> dict[str, Any]:
         with engine.connect() as conn:
-            row = conn.execute(select(escalations).where(
-                escalations.c.id == escalation_id)).first()
+            row = escalation_reads.escalation(conn, escalation_id)
             if row is None:
                 raise HTTPException(404, f"no escalation {escalation_id}")
-            return _escalation(conn, row)
+            return _escalation(row, escalation_reads.members(conn, [row.id])[row.id])
 
     @api.get("/scope")
     def get_scope() -> dict[str, Any]:
@@ -116,13 +107,10 @@ def _decision(row: Any) -> dict[str, Any]:
             "decided_at": row.decided_at.isoformat()}
 
 
-def _escalation(conn: Any, row: Any) -> dict[str, Any]:
-    members = conn.execute(select(escalation_items.c.source, escalation_items.c.item_key,
-                                  escalation_items.c.open).where(
-        escalation_items.c.escalation_id == row.id)).all()
+def _escalation(row: Any, items: list[Any]) -> dict[str, Any]:
     return {"id": row.id, "trigger": row.trigger_id, "dedup_key": row.dedup_key,
             "status": row.status, "decision_id": row.decision_id,
             "paged_at": row.paged_at.isoformat(),
             "acknowledged_at": row.acknowledged_at.isoformat() if row.acknowledged_at else None,
             "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
-            "items": [{"source": s, "key": k, "open": o} for s, k, o in members]}
+            "items": [{"source": m.source, "key": m.item_key, "open": m.open} for m in items]}

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Receive, Scope, Send
 
@@ -33,7 +33,7 @@ from adapters.base import InboundAdapter
 from router.core.model import SOURCES
 from router.db.engine import make_engine, pending_migrations
 from router.db.group_commit import InboxWriter
-from router.db.tables import inbox, outbox
+from router.db.reads.health import readiness_detail
 from router.http.webhooks import OPENAPI_PATHS, WebhookIngest, webhook_source
 from router.settings import Settings, clients
 from router.work.metrics import Metrics
@@ -139,18 +139,6 @@ def _delivery_counter(metrics: Metrics) -> Callable[[str, str], None]:
 
 
 WORKER_STALE_S = 60.0  # a worker loop beats at least every idle interval plus one batch
-
-
-def readiness_detail(engine: Engine) -> dict[str, Any]:
-    """Return the backlog and the dead actions, for /readyz."""
-    with engine.connect() as conn:
-        backlog = conn.execute(select(func.count()).where(
-            inbox.c.status == "pending")).scalar_one()
-        dead = conn.execute(select(outbox.c.id, outbox.c.type, outbox.c.last_error)
-                            .where(outbox.c.status == "dead").order_by(outbox.c.id)
-                            .limit(20)).all()
-    return {"backlog": int(backlog),
-            "dead_actions": [{"id": i, "type": t, "error": e} for i, t, e in dead]}
 
 
 def clients_detail(settings: Settings) -> dict[str, list[dict[str, Any]]]:
