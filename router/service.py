@@ -14,7 +14,7 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -31,6 +31,7 @@ from router.db.engine import (
 from router.db.outbox import release_all
 from router.http.api import read_api
 from router.http.app import create_app
+from router.http.pages import mount_pages
 from router.scope.holder import ScopeHolder
 from router.settings import Settings
 from router.work.metrics import Metrics
@@ -85,10 +86,12 @@ def own_database(settings: Settings) -> None:
 
 
 def build_service(settings: Settings, run_worker: bool = True,
-                  adapters: Mapping[str, OutboundAdapter] | None = None) -> FastAPI:
+                  adapters: Mapping[str, OutboundAdapter] | None = None,
+                  clock: Callable[[], datetime] | None = None) -> FastAPI:
     """Return the app and read API, with the worker and outbox performer running as
     threads of this process while it serves, unless `run_worker` is false. `adapters`
-    replaces the vendors' outbound sides (stand-ins, staging)."""
+    replaces the vendors' outbound sides (stand-ins, staging); `clock` is the dashboard's
+    "now" (tests show a fixed week)."""
     holder = ScopeHolder(settings)
     metrics = Metrics()
 
@@ -107,6 +110,8 @@ def build_service(settings: Settings, run_worker: bool = True,
     app = create_app(settings, lifespan_hooks=[background] if run_worker else [],
                      routers=[read_api(settings, engine, holder)], metrics=metrics)
     app.state.scope = holder
+    app.state.pages = mount_pages(app, settings, engine, holder,
+                                  **({"clock": clock} if clock else {}))
     return app
 
 

@@ -24,12 +24,15 @@ MAX_LIMIT = 1000
 
 
 def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> APIRouter:
-    """Build the /api/v1 router; every route needs `Authorization: Bearer <API_TOKEN>`."""
-    token = settings.api_token.get_secret_value().encode() if settings.api_token else None
+    """Build the /api/v1 router; every route needs `Authorization: Bearer <token>`, the
+    API token or the read-only FIRSTLINE_READ_TOKEN (everything here only reads)."""
+    tokens = [t.get_secret_value().encode() for t in (settings.api_token, settings.read_token)
+              if t is not None]
 
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
         given = (authorization or "").removeprefix("Bearer ").strip().encode()
-        if token is None or not given or not hmac.compare_digest(given, token):
+        matched = [hmac.compare_digest(given, token) for token in tokens]  # each compared
+        if not given or not any(matched):
             raise HTTPException(401, "a valid bearer token is needed (FIRSTLINE_API_TOKEN)",
                                 headers={"WWW-Authenticate": "Bearer"})
 

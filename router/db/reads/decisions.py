@@ -85,18 +85,29 @@ def _title(dialect: str) -> ColumnElement[str]:
     if dialect == "postgresql":
         title: ColumnElement[str] = cast(items.c.state, JSONB)["title"].astext
         return title
-    return func.json_extract(items.c.state, "$.title")  # SQLite: no CAST to JSON, which would make the text a number
+    # SQLite: no CAST to JSON, which SQLite would take as a cast to a number.
+    return func.json_extract(items.c.state, "$.title")
 
 
-def item_titles(conn: Connection, ids: Iterable[tuple[str, str | None]]) \
-        -> dict[tuple[str, str], str]:
-    """Return the newest title of each (source, item id)."""
+@dataclass(frozen=True, slots=True)
+class ItemBrief:
+    title: str
+    url: str | None
+
+
+def item_briefs(conn: Connection, ids: Iterable[tuple[str, str | None]]) \
+        -> dict[tuple[str, str], ItemBrief]:
+    """Return the newest title and link of each (source, item id)."""
     wanted = {(s, i) for s, i in ids if i is not None}
     if not wanted:
         return {}
     rows = conn.execute(select(items.c.source, items.c.item_id, items.c.state).where(
         tuple_(items.c.source, items.c.item_id).in_(sorted(wanted)))).all()
-    return {(r.source, r.item_id): str(orjson.loads(r.state).get("title", "")) for r in rows}
+    out = {}
+    for r in rows:
+        state = orjson.loads(r.state)
+        out[(r.source, r.item_id)] = ItemBrief(str(state.get("title") or ""), state.get("url"))
+    return out
 
 
 def decision(conn: Connection, decision_id: int) -> Any:

@@ -1,0 +1,88 @@
+"""The dashboard: server-rendered pages at `/` for the CTO and the leads.
+
+`mount_pages()` adds the login, the pages (this week, decisions, escalations, the scope
+note and its what-if) and `/static` (the stylesheet and the vendored htmx) to the app.
+Every page needs a session (router.http.pages.auth); the queries are router.db.reads.
+
+The route modules do without `from __future__ import annotations`: FastAPI reads their
+`Annotated[..., Depends(viewer)]` parameters at runtime, and `viewer` is a local name.
+"""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from router.http.pages import decisions, escalations, scope_note, week
+from router.http.pages.auth import Access, Viewer, login_needed, require_csrf, safe_next
+from router.http.pages.render import STATIC, Pages, make_templates
+from router.scope.load import Scope
+from router.settings import Settings
+from router.work.whatif import WhatIfRunner
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def mount_pages(app: FastAPI, settings: Settings, engine: Engine, scope: Callable[[], Scope],
+                clock: Callable[[], datetime] = utcnow) -> Pages:
+    """Add the dashboard to `app`; return what its routes share."""
+    pages = Pages(engine, scope, clock, Access(settings), make_templates(),
+                  WhatIfRunner(engine))
+
+    def viewer(request: Request) -> Viewer:
+        who = pages.access.viewer(request)
+        if who is None:
+            raise login_needed(request)
+        return who
+
+    router = APIRouter(include_in_schema=False)
+    _login_routes(router, pages, viewer)
+    for module in (week, decisions, escalations, scope_note):
+        module.routes(router, pages, viewer)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return pages
+
+
+def _login_routes(router: APIRouter, pages: Pages, viewer: Callable[[Request], Viewer]) -> None:
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/") -> Response:
+        return _login_page(request, pages, next)
+
+    @router.post("/login")
+    def login(request: Request, token: Annotated[str, Form()] = "",
+              csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") \
+            -> Response:
+        if not pages.access.login_nonce_ok(request, csrf):
+            return _login_page(request, pages, next, "The form expired: try again.", 403)
+        role = pages.access.role_for(token)
+        if role is None:
+            return _login_page(request, pages, next, "That token is not valid here.", 401)
+        response = RedirectResponse(safe_next(next), status_code=303)
+        pages.access.start(request, response, role)
+        return response
+
+    @router.post("/logout")
+    def logout(request: Request, csrf: Annotated[str | None, Form()] = None) -> Response:
+        who = pages.access.viewer(request)
+        if who is not None:
+            require_csrf(who, csrf)
+        response = RedirectResponse("/login", status_code=303)
+        pages.access.end(response)
+        return response
+
+
+def _login_page(request: Request, pages: Pages, next: str, error: str | None = None,
+                status: int = 200) -> Response:
+    nonce, signed = pages.access.login_nonce()
+    response = pages.render(request, "login.html", None, {
+        "next": safe_next(next), "error": error, "configured": pages.access.configured,
+        "nonce": nonce}, status=status)
+    pages.access.set_login_cookie(request, response, signed)
+    return response

@@ -1,0 +1,52 @@
+"""Escalations: the list, and one escalation with its items, evidence, page and actions."""
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from router.db.reads import decisions as decision_reads
+from router.db.reads import escalations as reads
+from router.http.pages.auth import Viewer
+from router.http.pages.render import Pages
+
+PAGE_SIZE = 50
+STATES = ("open", "resolved")
+PAGE_STATE = {"done": "sent", "pending": "pending", "dead": "dead", "shadow": "shadow"}
+
+
+def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
+    """Add `/escalations` and `/escalations/{id}`."""
+
+    @router.get("/escalations", response_class=HTMLResponse)
+    def list_page(request: Request, who: Annotated[Viewer, Depends(viewer)],
+                  state: str | None = None, before: int | None = None) -> Response:
+        if state is not None and state not in STATES:
+            state = None
+        with pages.engine.connect() as conn:
+            rows = reads.list_escalations(conn, PAGE_SIZE + 1, state=state, before=before)
+            members = reads.members(conn, [r.id for r in rows[:PAGE_SIZE]])
+        return pages.render(request, "escalations.html", who, {
+            "rows": [(r, members[r.id]) for r in rows[:PAGE_SIZE]], "state": state,
+            "older": rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None})
+
+    @router.get("/escalations/{escalation_id}", response_class=HTMLResponse)
+    def detail_page(request: Request, escalation_id: int,
+                    who: Annotated[Viewer, Depends(viewer)]) -> Response:
+        with pages.engine.connect() as conn:
+            row = reads.escalation(conn, escalation_id)
+            if row is None:
+                raise HTTPException(404, f"no escalation {escalation_id}")
+            items = reads.members(conn, [row.id])[row.id]
+            opened_by = decision_reads.decision(conn, row.decision_id)
+            actions = reads.escalation_actions(conn, row, items)
+            briefs = decision_reads.item_briefs(conn, [(m.source, m.item_id) for m in items])
+        pages_sent = [a for a in actions if a.type == "page"]
+        return pages.render(request, "escalation.html", who, {
+            "e": row, "items": items, "briefs": briefs, "d": opened_by,
+            "evidence": orjson.loads(opened_by.evidence) if opened_by else {},
+            "actions": [(a, orjson.loads(a.action)) for a in actions],
+            "page_state": PAGE_STATE.get(pages_sent[0].status) if pages_sent else None,
+            "checklist": None})
+

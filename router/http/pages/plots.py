@@ -1,0 +1,121 @@
+"""Plots drawn on the server as inline SVG with pygal: readable without JavaScript, each
+with a legend, axis titles that give the unit, and the same figures as a table beneath
+(for screen readers and for copying).
+
+pygal is small, pure Python and draws plain SVG. Its JavaScript (tooltips) is switched off
+and the config script it embeds anyway is removed, so a page runs no script of pygal's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from xml.etree import ElementTree
+
+import pygal
+from markupsafe import Markup
+from pygal.style import Style
+
+PALETTE = ("#3465a4", "#cc0000", "#73d216", "#f57900", "#75507b", "#c17d11", "#555753")
+CAP_COLOUR = "#cc0000"
+DAYS = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
+        "fri": "Friday", "sat": "Saturday", "sun": "Sunday"}
+STYLE = Style(
+    background="white", plot_background="white", foreground="#2e3436",
+    foreground_strong="#2e3436", foreground_subtle="#888a85", colors=PALETTE,
+    font_family="system-ui, sans-serif", label_font_size=12, major_label_font_size=12,
+    legend_font_size=13, title_font_size=15, guide_stroke_color="#d3d7cf",
+    major_guide_stroke_color=CAP_COLOUR, major_guide_stroke_dasharray="6,3",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Plot:
+    """An SVG plot and its figures as a table (`headers`, then one row per x label)."""
+
+    title: str
+    svg: Markup
+    series: int
+    headers: list[str]
+    rows: list[list[str]]
+
+
+def bars(title: str, x_title: str, y_title: str, labels: Sequence[str],
+         series: Mapping[str, Sequence[float | None]], *, stacked: bool = False,
+         y_guides: Sequence[tuple[float, str]] = (), unit: str = "") -> Plot:
+    """Draw one bar per label and series (stacked: one bar per label).
+
+    `y_guides` are (value, label) lines across the plot, drawn dashed in red (a cap).
+    A series given only None values draws no bar: it names a guide in the legend.
+    """
+    top = max([v or 0 for values in series.values() for v in values]
+              + [v for v, _ in y_guides] + [1])
+    config: dict[str, Any] = {}
+    if y_guides:
+        ticks = _ticks(top * 1.1)
+        guide_values = {v for v, _ in y_guides}
+        config.update(
+            y_labels=[*[t for t in ticks if t not in guide_values],
+                      *[{"value": v, "label": text} for v, text in y_guides]],
+            y_labels_major=[v for v, _ in y_guides], show_minor_y_labels=True,
+            range=(0, ticks[-1]))
+    kind = pygal.StackedBar if stacked else pygal.Bar
+    chart = kind(js=[], style=STYLE, title=title, x_title=x_title, y_title=y_title,
+                 legend_at_bottom=True, legend_at_bottom_columns=min(3, len(series)),
+                 width=720, height=340, print_values=False, show_x_guides=False,
+                 disable_xml_declaration=True, no_prefix=False, **config)
+    chart.x_labels = list(labels)
+    for name, values in series.items():
+        chart.add(name, list(values))
+    headers = [x_title, *series]
+    rows = [[label, *(_number(values[i], unit) for values in series.values())]
+            for i, label in enumerate(labels)]
+    return Plot(title, _svg(chart, title), len(series), headers, rows)
+
+
+def weekly_hours(weeks: Sequence[tuple[date, float]], cap: float, week_starts: str,
+                 title: str = "CTO unplanned hours per week") -> Plot:
+    """Draw the CTO's hours per week as bars against the weekly cap, a dashed line."""
+    labels = [week.isoformat() for week, _ in weeks]
+    cap_name = f"Cap: {cap:g} h a week (dashed line)"
+    plot = bars(title, f"Week starting {DAYS.get(week_starts, week_starts)}", "Hours (h)", labels,
+                {"CTO unplanned hours": [h for _, h in weeks],
+                 cap_name: [None] * len(weeks)},
+                stacked=True, y_guides=[(cap, f"cap {cap:g} h")], unit="h")
+    rows = [[label, _number(h, "h"), _number(cap, "h"), "yes" if h > cap else "no"]
+            for label, (_, h) in zip(labels, weeks, strict=True)]
+    return Plot(plot.title, plot.svg, plot.series,
+                [plot.headers[0], "CTO unplanned hours", "Cap", "Over the cap"], rows)
+
+
+def _ticks(top: float) -> list[float]:
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if top / s <= 8)
+    count = int(top // step) + 1
+    return [float(step * i) for i in range(count + 1)]
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    return f"{value:g} {unit}".strip()
+
+
+def _svg(chart: Any, title: str) -> Markup:
+    """Render the chart without its script, as an image named by its title."""
+    tree = chart.render_tree()  # xml.etree (pygal uses lxml instead when it is installed)
+    for parent in list(tree.iter()):
+        for child in [c for c in parent if str(c.tag).endswith("script")]:
+            parent.remove(child)
+    tree.set("role", "img")
+    tree.set("aria-label", title)
+    text = _lxml(tree) if hasattr(tree, "getroottree") \
+        else ElementTree.tostring(tree, encoding="unicode")
+    return Markup(text)  # pygal's own SVG: every label in it was escaped as XML text
+
+
+def _lxml(tree: Any) -> str:
+    from lxml import etree  # only where pygal found it
+
+    return str(etree.tostring(tree, encoding="unicode"))

@@ -1,0 +1,106 @@
+"""This week: the CTO's hours against the cap, what is open, what came back, and health."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from router.core.durations import week_start
+from router.db.actions import RetryRefused, retry_action
+from router.db.reads import escalations as escalation_reads
+from router.db.reads import health, week
+from router.http.pages.auth import Viewer, require_csrf, require_operator
+from router.http.pages.plots import weekly_hours
+from router.http.pages.render import Pages
+from router.scope.load import Scope, local_day
+
+WEEKS_SHOWN = 4  # this week and the three before it
+SILENT_AFTER = timedelta(days=1)  # a source with no delivery for this long is flagged
+NEARING_DAYS = 7  # a time-boxed line this close to its stop date is listed
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBox:
+    """An owner line that stops applying after `until` (an acting CTO's stint)."""
+
+    name: str
+    owner: str
+    mode: str | None
+    until: date
+    days_left: int
+
+
+def time_boxes(scope: Scope, today: date) -> list[TimeBox]:
+    """Return the owner lines with an `until:` that is past or within NEARING_DAYS.
+
+    Lines carry `until`/`mode` only where the scope note's schema has them; a note
+    without any shows nothing.
+    """
+    out = []
+    for line in scope.note.owners:
+        until = getattr(line, "until", None)
+        if not isinstance(until, date):
+            continue
+        left = (until - today).days
+        if left <= NEARING_DAYS:
+            out.append(TimeBox(line.name, line.owner, getattr(line, "mode", None), until, left))
+    return out
+
+
+def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
+    """Add `/` (this week) and the retry button's route."""
+
+    @router.get("/", response_class=HTMLResponse)
+    def this_week(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Response:
+        return pages.render(request, "week.html", who, week_context(pages))
+
+    @router.post("/actions/{action_id}/retry")
+    def retry(request: Request, action_id: int, who: Annotated[Viewer, Depends(viewer)],
+              csrf: Annotated[str | None, Form()] = None) -> Response:
+        require_csrf(who, csrf)
+        require_operator(who)
+        try:
+            with pages.engine.begin() as conn:
+                retry_action(conn, action_id, pages.clock())
+        except RetryRefused as exc:
+            raise HTTPException(409, str(exc)) from exc
+        if "hx-request" in request.headers:
+            return pages.render(request, "_retried.html", who, {"action_id": action_id})
+        return RedirectResponse("/#health", status_code=303)
+
+
+def week_context(pages: Pages) -> dict[str, Any]:
+    """Read everything the week page shows, in one connection."""
+    scope, now = pages.scope(), pages.clock()
+    this_week = week_start(now, scope.tz, scope.week_starts)
+    first = this_week - timedelta(weeks=WEEKS_SHOWN - 1)
+    start = datetime.combine(this_week, time(), scope.tz)
+    end = datetime.combine(this_week + timedelta(days=7), time(), scope.tz)
+    with pages.engine.connect() as conn:
+        charged = week.hours_by_week(conn, first, this_week)
+        opened = escalation_reads.open_escalations(conn)
+        members = escalation_reads.members(conn, [e.id for e in opened])
+        back = week.handed_back(conn, start, end)
+        deferred = week.deferred(conn, start, end)
+        backlog = health.backlog(conn)
+        dead = health.dead_actions(conn)
+        last = health.last_deliveries(conn)
+    weeks = [(first + timedelta(weeks=i), charged.get(first + timedelta(weeks=i), 0.0))
+             for i in range(WEEKS_SHOWN)]
+    used = charged.get(this_week, 0.0)
+    return {
+        "week_start": this_week, "used": used, "cap": scope.cap_hours,
+        "cap_plot": weekly_hours(weeks, scope.cap_hours, scope.note.cap.week_starts),
+        "open": [(e, members[e.id]) for e in opened], "handed_back": back,
+        "deferred": deferred, "time_boxes": time_boxes(scope, local_day(scope, now)),
+        "backlog": backlog, "dead": [(d, _target_key(d.target)) for d in dead],
+        "sources": [(source, at, at is not None and now - at > SILENT_AFTER)
+                    for source, at in last.items()],
+    }
+
+
+def _target_key(target: str) -> str:
+    return str(orjson.loads(target).get("key", "?"))
