@@ -1,0 +1,181 @@
+"""The dashboard in a real browser: Debian's chromium, driven by Playwright, against the
+app served by uvicorn on a seeded week (tests/dashboard_seed.py).
+
+Screenshots of every step go to artifacts/screenshots/ (kept by CI, ignored by git).
+Playwright's own browser download does not work here, so the test launches
+/usr/bin/chromium; without it the test is skipped locally, and fails in CI (`CI` set).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from pytest_httpx import HTTPXMock
+from sqlalchemy import Engine, select
+
+from adapters import github
+from router.db.engine import worker_engine
+from router.db.tables import outbox
+from router.service import build_service
+from router.work.outbox import Actor
+from tests.dashboard_seed import CLOCK, GITHUB_API, HANDED_BACK_ISSUE, seed, settings
+from tests.standin_github import GitHubStandIn
+from tests.support import ROOT, eventually
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = ROOT / "artifacts" / "screenshots"
+TOKEN = "browser-operator-token-42"
+LEGAL = "match: {labels: [legal, compliance]}"
+LEGAL_CLOUD = "match: {labels: [legal, compliance, cloud-bill]}"
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing: CI must install Debian's chromium")
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium); CI runs this",
+                allow_module_level=True)
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture
+def served(db_url: str, tmp_path: Path, httpx_mock: HTTPXMock) -> Iterator[dict[str, Any]]:
+    """Seed the week, serve the app with uvicorn on a free port; yield what the test needs."""
+    gh = GitHubStandIn(GITHUB_API).install(httpx_mock)
+    seeded = seed(db_url, tmp_path, gh)
+    app = build_service(settings(db_url, seeded.enforce_rules, api_token=TOKEN),
+                        run_worker=False, clock=lambda: CLOCK)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    eventually(lambda: server.started, "uvicorn to start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "seeded": seeded, "gh": gh, "db_url": db_url}
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest) -> Iterator[Page]:
+    shots = SHOTS / request.node.name.replace("[", "-").rstrip("]")
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = context.new_page()
+        tab.set_default_timeout(30_000)
+        tab.shots = shots  # type: ignore[attr-defined]
+        try:
+            yield tab
+        finally:
+            browser.close()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(page.shots / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def series_in(page: Page, selector: str) -> int:
+    """Count the distinct pygal series drawn in the SVG under `selector`."""
+    return int(page.eval_on_selector(selector, """svg => new Set(
+        [...svg.querySelectorAll('[class*="serie-"]')]
+          .map(e => e.getAttribute('class').match(/serie-\\d+/)[0])).size"""))
+
+
+def test_a_session_in_the_browser(served: dict[str, Any], page: Page) -> None:
+    url = served["url"]
+    page.goto(url + "/")
+    expect(page).to_have_url(re.compile(r"/login\?next=/$"))
+    shot(page, "01-login")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(url + "/")
+    expect(page.locator("h1")).to_contain_text("This week")
+    expect(page.locator("#cap-plot svg")).to_have_count(1)
+    assert series_in(page, "#cap-plot svg") == 2  # the hours and the cap's legend entry
+    expect(page.locator("#cap-plot table tbody tr")).to_have_count(4)
+    expect(page.locator("#health tr.silent")).to_contain_text("linear")
+    shot(page, "02-week")
+
+    page.click("nav >> text=Decisions")
+    page.select_option("select[name=outcome]", "defer")
+    page.click("form.filters button[type=submit]")
+    expect(page).to_have_url(re.compile(r"outcome=defer"))
+    expect(page.locator("#decisions tbody tr")).to_have_count(7)
+    shot(page, "03-decisions-deferred")
+    page.locator("#decisions tbody tr").first.locator("a").first.click()
+    expect(page.locator("h1")).to_contain_text("defer")
+    expect(page.locator("#evidence")).to_contain_text("Owner line: Weekly architecture review")
+    expect(page.locator("#evidence table.checks").first).to_contain_text("labels")
+    expect(page.locator("#tracker-link")).to_have_attribute("href", re.compile("^https://"))
+    shot(page, "04-decision-evidence")
+
+    page.click("nav >> text=Escalations")
+    page.locator("#escalations tr", has_text="revenue-path").locator("a").first.click()
+    expect(page.locator("h1")).to_contain_text("revenue-path")
+    expect(page.locator("main")).to_contain_text("OPS-2")
+    expect(page.locator("#review")).to_be_visible()
+    shot(page, "05-escalation")
+
+    page.click("nav >> text=Scope note")
+    edited = served["seeded"].enforce_rules.read_text().replace(LEGAL, LEGAL_CLOUD)
+    page.fill("#note", edited)
+    page.click("text=Run the what-if")
+    summary = page.locator("#what-if-summary")
+    expect(summary).to_contain_text("2 decisions would change")
+    expect(page.locator("#pages-old")).to_have_text("7")
+    expect(page.locator("#pages-new")).to_have_text("8")
+    expect(page.locator("#changes tbody tr")).to_have_count(2)
+    shot(page, "06-what-if")
+
+    page.click("nav >> text=This week")
+    dead = served["seeded"].dead_actions[0]
+    page.locator(f"#action-{dead} button", has_text="Retry").click()
+    expect(page.locator(f"#action-{dead}")).to_contain_text("will be retried now")
+    assert status(served["db_url"], dead) == "pending"
+    shot(page, "07-retried")
+    served["gh"].add(*HANDED_BACK_ISSUE, ["dreyes"])  # the issue exists now: it can work
+    perform(served["db_url"], served["seeded"].enforce_rules)
+    assert status(served["db_url"], dead) == "done"
+    page.reload()
+    expect(page.locator("#dead-actions tbody tr")).to_have_count(
+        len(served["seeded"].dead_actions) - 1)
+
+    page.click("text=Log out")
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.goto(url + "/decisions")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    shot(page, "08-logged-out")
+
+
+def status(db_url: str, action_id: int) -> str:
+    engine = worker_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(select(outbox.c.status).where(
+                outbox.c.id == action_id)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def perform(db_url: str, rules: Path) -> None:
+    """Run the real performer once, as the service's would after the retry."""
+    engine: Engine = worker_engine(db_url)
+    try:
+        actor = Actor(engine, lambda: {"github": github.outbound(settings(db_url, rules))},
+                      clock=lambda: CLOCK, sleep=lambda _s: None)
+        actor.drain()
+    finally:
+        engine.dispose()
