@@ -90,8 +90,10 @@ VARY: dict[str, Callable[[dict[str, Any], int, datetime, str | None], None]] = {
 }
 
 
-def build_corpus(count: int, seed: int = 7) -> list[tuple[str, str | None, bytes]]:
-    """Return `count` (source, github event type, body) triples made from the fixtures."""
+def build_corpus(count: int, seed: int = 7, start: datetime | None = None,
+                 step: timedelta = timedelta(seconds=20)) -> list[tuple[str, str | None, bytes]]:
+    """Return `count` (source, github event type, body) triples made from the fixtures,
+    the n-th dated `start + n * step` (default: from 2026-11-02 08:00 UTC, 20 s apart)."""
     rng = random.Random(seed)
     templates = []
     for source in VARY:
@@ -100,13 +102,13 @@ def build_corpus(count: int, seed: int = 7) -> list[tuple[str, str | None, bytes
             if event_type is not None and event_type not in GITHUB_TYPES:
                 event_type = None
             templates.append((source, event_type, orjson.loads(path.read_bytes())))
-    start = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    start = start or datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
     corpus = []
     for n in range(count):
         source, event_type, template = templates[n % len(templates)]
         payload = copy.deepcopy(template)
         label = rng.choice(LABELS) if rng.random() < 0.3 else None
-        VARY[source](payload, n, start + timedelta(seconds=20 * n), label)
+        VARY[source](payload, n, start + step * n, label)
         corpus.append((source, event_type, orjson.dumps(payload)))
     return corpus
 

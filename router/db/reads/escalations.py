@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from router.db.tables import escalation_items, escalations, outbox
 
@@ -21,10 +21,13 @@ def list_escalations(conn: Connection, limit: int, state: str | None = None,
     return list(conn.execute(stmt).all())
 
 
-def open_escalations(conn: Connection) -> list[Any]:
-    """Return the open escalations, oldest page first."""
-    return list(conn.execute(select(escalations).where(escalations.c.status == "open")
-                             .order_by(escalations.c.paged_at)).all())
+def open_escalations(conn: Connection, limit: int) -> tuple[int, list[Any]]:
+    """Return how many escalations are open, and the `limit` oldest of them."""
+    is_open = escalations.c.status == "open"
+    total = conn.execute(select(func.count()).where(is_open)).scalar_one()
+    rows = conn.execute(select(escalations).where(is_open)
+                        .order_by(escalations.c.paged_at, escalations.c.id).limit(limit)).all()
+    return int(total), list(rows)
 
 
 def escalation(conn: Connection, escalation_id: int) -> Any:

@@ -17,6 +17,11 @@ def backlog(conn: Connection) -> int:
                .scalar_one())
 
 
+def count_dead(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).where(outbox.c.status == "dead"))
+               .scalar_one())
+
+
 def dead_actions(conn: Connection, limit: int = 20) -> list[Any]:
     """Return the oldest dead actions (id, type, target, attempts, last_error, next_at)."""
     return list(conn.execute(

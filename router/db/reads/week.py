@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from router.db.tables import charges, decisions
 
@@ -23,16 +23,23 @@ def hours_by_week(conn: Connection, first: date, last: date) -> dict[date, float
     return {week: float(hours or 0) for week, hours in rows}
 
 
-def handed_back(conn: Connection, start: datetime, end: datetime) -> list[Any]:
-    """Return the decisions that handed work back from the CTO, by event time in
-    [start, end), newest first; `assigner` says who had put it on the CTO."""
-    return list(conn.execute(select(*_BRIEF).where(
-        decisions.c.handed_back.is_(True), decisions.c.event_at >= start,
-        decisions.c.event_at < end).order_by(decisions.c.event_at.desc())).all())
+def handed_back(conn: Connection, start: datetime, end: datetime, limit: int) \
+        -> tuple[int, list[Any]]:
+    """Return how many decisions handed work back from the CTO by event time in
+    [start, end), and the newest `limit`; `assigner` says who had put it on the CTO."""
+    return _counted(conn, decisions.c.handed_back.is_(True), start, end, limit)
 
 
-def deferred(conn: Connection, start: datetime, end: datetime) -> list[Any]:
-    """Return the decisions that deferred CTO work to a later week, by event time."""
-    return list(conn.execute(select(*_BRIEF).where(
-        decisions.c.outcome == "defer", decisions.c.event_at >= start,
-        decisions.c.event_at < end).order_by(decisions.c.event_at.desc())).all())
+def deferred(conn: Connection, start: datetime, end: datetime, limit: int) \
+        -> tuple[int, list[Any]]:
+    """Return how many decisions deferred CTO work to a later week, and the newest."""
+    return _counted(conn, decisions.c.outcome == "defer", start, end, limit)
+
+
+def _counted(conn: Connection, which: ColumnElement[bool], start: datetime, end: datetime,
+             limit: int) -> tuple[int, list[Any]]:
+    when = (decisions.c.event_at >= start) & (decisions.c.event_at < end)
+    total = conn.execute(select(func.count()).where(which, when)).scalar_one()
+    rows = conn.execute(select(*_BRIEF).where(which, when)
+                        .order_by(decisions.c.event_at.desc()).limit(limit)).all()
+    return int(total), list(rows)

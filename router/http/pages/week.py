@@ -20,6 +20,8 @@ from router.scope.load import Scope, local_day
 WEEKS_SHOWN = 4  # this week and the three before it
 SILENT_AFTER = timedelta(days=1)  # a source with no delivery for this long is flagged
 NEARING_DAYS = 7  # a time-boxed line this close to its stop date is listed
+LISTED = 20  # open escalations and dead actions listed (the oldest); the rest are counted
+LISTED_WEEK = 50  # hand-backs and deferrals listed (the newest); the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +83,12 @@ def week_context(pages: Pages) -> dict[str, Any]:
     end = datetime.combine(this_week + timedelta(days=7), time(), scope.tz)
     with pages.engine.connect() as conn:
         charged = week.hours_by_week(conn, first, this_week)
-        opened = escalation_reads.open_escalations(conn)
+        open_count, opened = escalation_reads.open_escalations(conn, LISTED)
         members = escalation_reads.members(conn, [e.id for e in opened])
-        back = week.handed_back(conn, start, end)
-        deferred = week.deferred(conn, start, end)
+        back_count, back = week.handed_back(conn, start, end, LISTED_WEEK)
+        deferred_count, deferred = week.deferred(conn, start, end, LISTED_WEEK)
         backlog = health.backlog(conn)
-        dead = health.dead_actions(conn)
+        dead_count, dead = health.count_dead(conn), health.dead_actions(conn, LISTED)
         last = health.last_deliveries(conn)
     weeks = [(first + timedelta(weeks=i), charged.get(first + timedelta(weeks=i), 0.0))
              for i in range(WEEKS_SHOWN)]
@@ -94,9 +96,13 @@ def week_context(pages: Pages) -> dict[str, Any]:
     return {
         "week_start": this_week, "used": used, "cap": scope.cap_hours,
         "cap_plot": weekly_hours(weeks, scope.cap_hours, scope.note.cap.week_starts),
-        "open": [(e, members[e.id]) for e in opened], "handed_back": back,
-        "deferred": deferred, "time_boxes": time_boxes(scope, local_day(scope, now)),
+        "open": [(e, members[e.id]) for e in opened], "open_count": open_count,
+        "handed_back": back, "back_count": back_count,
+        "deferred": deferred, "deferred_count": deferred_count,
+        "week_query": f"since={this_week}&until={this_week + timedelta(days=6)}",
+        "time_boxes": time_boxes(scope, local_day(scope, now)),
         "backlog": backlog, "dead": [(d, _target_key(d.target)) for d in dead],
+        "dead_count": dead_count,
         "sources": [(source, at, at is not None and now - at > SILENT_AFTER)
                     for source, at in last.items()],
     }
