@@ -217,7 +217,9 @@ def what_if(client: httpx.Client) -> str:
     found = re.search(r"replaying\s+([\d,]+) deliveries", answer.text)
     changed = re.search(r"<strong>(\d+)</strong> decisions? would change", answer.text)
     if answer.status_code != 200 or not found or not changed:
-        return f"what-if: {answer.status_code} {answer.text[:300]}"
+        error = re.search(r'<p class="error" role="alert">([^<]+)</p>', answer.text)
+        return (f"what-if over 7 days: {answer.status_code} after {seconds:.1f} s: "
+                f"{error.group(1) if error else answer.text[:300]}")
     return (f"what-if over 7 days ({found.group(1)} deliveries, replayed under both notes): "
             f"{seconds:.2f} s, {changed.group(1)} decisions change")
 

@@ -37,6 +37,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 INBOX_STATUSES = ("pending", "done", "failed")
@@ -96,6 +97,7 @@ inbox = Table(
     UniqueConstraint("source", "delivery_id"),
     CheckConstraint("status IN ('pending', 'done', 'failed')", name="status"),
     Index(None, "status", "id"),  # the worker's claim: oldest pending first
+    Index(None, "source", "received_at"),  # the last delivery per source (dashboard)
 )
 
 items = Table(
@@ -137,6 +139,14 @@ decisions = Table(
     Column("assigner", String(255), nullable=True),
     Index(None, "event_at"),
     Index(None, "source", "item_key"),
+    # The dashboard's reads (migration 0006): newest of an outcome, an item's decisions,
+    # the week's hand-backs and deferrals (partial: only those rows are indexed).
+    Index(None, "outcome", "id"),
+    Index(None, "source", "item_id"),
+    Index("ix_decisions_handed_back_event_at", "event_at",
+          sqlite_where=text("handed_back"), postgresql_where=text("handed_back")),
+    Index("ix_decisions_deferred_event_at", "event_at",
+          sqlite_where=text("outcome = 'defer'"), postgresql_where=text("outcome = 'defer'")),
 )
 
 timers = Table(

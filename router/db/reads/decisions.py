@@ -30,7 +30,7 @@ class DecisionFilter:
     owner: str | None = None
     scope_line: str | None = None
     item: str | None = None  # an item key, exactly
-    text: str | None = None  # part of the item's key or title, any case
+    text: str | None = None  # part of the item's current key or title, any case
     since: datetime | None = None  # event time, inclusive
     until: datetime | None = None  # event time, exclusive
 
@@ -72,11 +72,11 @@ def _filtered(stmt: Select[Any], where: DecisionFilter, dialect: str) -> Select[
         stmt = stmt.where(c.event_at >= where.since)
     if where.until is not None:
         stmt = stmt.where(c.event_at < where.until)
-    if where.text:
-        titled = select(items.c.source, items.c.item_id).where(
-            _title(dialect).icontains(where.text, autoescape=True))
-        stmt = stmt.where(c.item_key.icontains(where.text, autoescape=True)
-                          | tuple_(c.source, c.item_id).in_(titled))
+    if where.text:  # the items' current keys and titles: far fewer rows than decisions
+        found = select(items.c.source, items.c.item_id).where(
+            items.c.key.icontains(where.text, autoescape=True)
+            | _title(dialect).icontains(where.text, autoescape=True))
+        stmt = stmt.where(tuple_(c.source, c.item_id).in_(found))
     return stmt
 
 

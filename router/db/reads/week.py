@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, literal_column, select
 
 from router.db.tables import charges, decisions
 
+# Written as the partial indexes' own conditions (router.db.tables), so both databases
+# use them: a bound parameter in their place would not match.
+_HANDED_BACK: ColumnElement[bool] = literal_column("decisions.handed_back")
+_DEFERRED: ColumnElement[bool] = literal_column("decisions.outcome = 'defer'")
 _BRIEF = (decisions.c.id, decisions.c.source, decisions.c.item_id, decisions.c.item_key,
           decisions.c.owner, decisions.c.scope_line, decisions.c.assigner,
           decisions.c.event_at, decisions.c.reason)
@@ -27,13 +31,13 @@ def handed_back(conn: Connection, start: datetime, end: datetime, limit: int) \
         -> tuple[int, list[Any]]:
     """Return how many decisions handed work back from the CTO by event time in
     [start, end), and the newest `limit`; `assigner` says who had put it on the CTO."""
-    return _counted(conn, decisions.c.handed_back.is_(True), start, end, limit)
+    return _counted(conn, _HANDED_BACK, start, end, limit)
 
 
 def deferred(conn: Connection, start: datetime, end: datetime, limit: int) \
         -> tuple[int, list[Any]]:
     """Return how many decisions deferred CTO work to a later week, and the newest."""
-    return _counted(conn, decisions.c.outcome == "defer", start, end, limit)
+    return _counted(conn, _DEFERRED, start, end, limit)
 
 
 def _counted(conn: Connection, which: ColumnElement[bool], start: datetime, end: datetime,
