@@ -130,22 +130,27 @@ def test_a_session_in_the_browser(served: dict[str, Any], page: Page) -> None:
     shot(page, "05-escalation")
 
     page.click("nav >> text=Scope note")
-    edited = served["seeded"].enforce_rules.read_text().replace(LEGAL, LEGAL_CLOUD)
-    page.fill("#note", edited)
+    note = served["seeded"].enforce_rules.read_text()
+    page.fill("#note", note.replace("owner: ops-lead", "owner: nobody-known"))
+    page.click("text=Run the what-if")
+    expect(page.locator(".problems")).to_contain_text("edited scope note:")
+    expect(page.locator(".problems li.bad")).to_contain_text("nobody-known")
+    shot(page, "06-what-if-invalid")
+    page.fill("#note", note.replace(LEGAL, LEGAL_CLOUD))
     page.click("text=Run the what-if")
     summary = page.locator("#what-if-summary")
     expect(summary).to_contain_text("2 decisions would change")
     expect(page.locator("#pages-old")).to_have_text("7")
     expect(page.locator("#pages-new")).to_have_text("8")
     expect(page.locator("#changes tbody tr")).to_have_count(2)
-    shot(page, "06-what-if")
+    shot(page, "07-what-if")
 
     page.click("nav >> text=This week")
     dead = served["seeded"].dead_actions[0]
     page.locator(f"#action-{dead} button", has_text="Retry").click()
     expect(page.locator(f"#action-{dead}")).to_contain_text("will be retried now")
     assert status(served["db_url"], dead) == "pending"
-    shot(page, "07-retried")
+    shot(page, "08-retried")
     served["gh"].add(*HANDED_BACK_ISSUE, ["dreyes"])  # the issue exists now: it can work
     perform(served["db_url"], served["seeded"].enforce_rules)
     assert status(served["db_url"], dead) == "done"
@@ -157,7 +162,7 @@ def test_a_session_in_the_browser(served: dict[str, Any], page: Page) -> None:
     expect(page).to_have_url(re.compile(r"/login$"))
     page.goto(url + "/decisions")
     expect(page).to_have_url(re.compile(r"/login\?next="))
-    shot(page, "08-logged-out")
+    shot(page, "09-logged-out")
 
 
 def status(db_url: str, action_id: int) -> str:

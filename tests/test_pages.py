@@ -180,7 +180,14 @@ def test_retry_puts_a_dead_action_back_in_line(site: Site) -> None:
     assert partial.status_code == 200 and "action 49 will be retried now" in partial.text
     assert "<html" not in partial.text
     shadow = site.client.post("/actions/1/retry", data={"csrf": csrf})
-    assert shadow.status_code == 409 and "shadow" in shadow.text
+    assert shadow.status_code == 409 and "<html" in shadow.text
+    assert "action 1 is shadow: nothing to retry" in shadow.text
+    again = site.client.post("/actions/48/retry", data={"csrf": csrf},
+                             headers={"HX-Request": "true"})  # pending now: still allowed
+    assert again.status_code == 200
+    refused = site.client.post("/actions/1/retry", data={"csrf": csrf},
+                               headers={"HX-Request": "true"})
+    assert refused.status_code == 409 and refused.text.startswith('<p class="error"')
     assert site.client.post("/actions/999/retry", data={"csrf": csrf}).status_code == 409
 
 
@@ -228,7 +235,10 @@ def test_a_decision_shows_item_reason_evidence_actions_and_its_link(site: Site) 
     assert "Trigger revenue-path: did not hold" in evidence
     assert re.search(r'id="tracker-link">OPS-3 in jira</a>', page)
     assert "<span class=\"badge\">shadow</span>" in page and "comment" in page
-    assert site.client.get("/decisions/99999").status_code == 404
+    missing = site.client.get("/decisions/99999")
+    assert missing.status_code == 404 and "no decision 99999" in missing.text
+    assert site.client.get("/api/v1/decisions/99999", headers={
+        "Authorization": f"Bearer {OPERATOR}"}).json() == {"detail": "no decision 99999"}
 
 
 def test_escalations_list_and_detail(site: Site) -> None:

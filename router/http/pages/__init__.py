@@ -8,14 +8,18 @@ The route modules do without `from __future__ import annotations`: FastAPI reads
 `Annotated[..., Depends(viewer)]` parameters at runtime, and `viewer` is a local name.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from markupsafe import escape
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router.http.pages import decisions, escalations, scope_note, week
 from router.http.pages.auth import Access, Viewer, login_needed, require_csrf, safe_next
@@ -47,7 +51,34 @@ def mount_pages(app: FastAPI, settings: Settings, engine: Engine, scope: Callabl
         module.routes(router, pages, viewer)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(StarletteHTTPException, _errors(pages))
     return pages
+
+
+PAGE_PATHS = ("/login", "/logout", "/decisions", "/escalations", "/scope", "/actions")
+
+
+def _errors(pages: Pages) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """Answer a page's 4xx/5xx as HTML (a fragment for htmx, which swaps it in); the
+    API, redirects and every other path keep FastAPI's JSON answer."""
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
+        is_page = path == "/" or path.startswith(PAGE_PATHS)
+        if not is_page or exc.status_code < 400:
+            return await http_exception_handler(request, exc)
+        if "hx-request" in request.headers:
+            response: Response = HTMLResponse(
+                f'<p class="error" role="alert">{escape(str(exc.detail))}</p>',
+                status_code=exc.status_code)
+        else:
+            response = pages.render(request, "error.html", pages.access.viewer(request), {
+                "status": exc.status_code, "detail": exc.detail,
+                "phrase": HTTPStatus(exc.status_code).phrase}, status=exc.status_code)
+        response.headers.update(exc.headers or {})
+        return response
+
+    return handle
 
 
 def _login_routes(router: APIRouter, pages: Pages, viewer: Callable[[Request], Viewer]) -> None:

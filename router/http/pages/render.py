@@ -35,6 +35,12 @@ HEADERS = {
 }
 
 
+# htmx swaps in the answers to refused forms too (a what-if's problems, a retry that
+# cannot be done); its default ignores every 4xx and 5xx. No inline styles of its own.
+HX_CONFIG = orjson.dumps({"includeIndicatorStyles": False, "responseHandling": [
+    {"code": "204", "swap": False}, {"code": "[2345]..", "swap": True}]}).decode()
+
+
 @dataclass(frozen=True, slots=True)
 class Pages:
     """What the page routes share."""
@@ -62,7 +68,7 @@ def make_templates() -> Jinja2Templates:
     """Return the Jinja2 environment, autoescaping on, with the dashboard's filters."""
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters.update(local=local_time, age=age, hours=hours, ids=ids)
-    templates.env.globals.update(hx_config='{"includeIndicatorStyles": false}')
+    templates.env.globals.update(hx_config=HX_CONFIG)
     return templates
 
 
