@@ -234,6 +234,7 @@ def test_a_decision_shows_item_reason_evidence_actions_and_its_link(site: Site) 
     assert '<tr class="held"><td>labels</td><td>yes</td>' in evidence
     assert "Trigger revenue-path: did not hold" in evidence
     assert re.search(r'id="tracker-link">OPS-3 in jira</a>', page)
+    assert "<dt>assignees</dt><dd>cto</dd>" in page  # the account shown as its person
     assert "<span class=\"badge\">shadow</span>" in page and "comment" in page
     missing = site.client.get("/decisions/99999")
     assert missing.status_code == 404 and "no decision 99999" in missing.text

@@ -57,8 +57,14 @@ def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
                 raise HTTPException(404, f"no decision {decision_id}")
             actions = reads.decision_actions(conn, [row.id])
             item, as_decided = _item(conn, row)
+        scope = pages.scope()
+
+        def person(account: str) -> str:
+            """Show a tool account as the scope note's person key where it has one."""
+            return (scope.person_for(item.source, account) if item else None) or account
+
         return pages.render(request, "decision.html", who, {
-            "d": row, "item": item, "as_decided": as_decided,
+            "d": row, "item": item, "as_decided": as_decided, "person": person,
             "evidence": orjson.loads(row.evidence), "triggers": orjson.loads(row.triggers),
             "actions": [(a, orjson.loads(a.action)) for a in actions]})
 
