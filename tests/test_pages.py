@@ -124,6 +124,20 @@ def test_a_forged_or_expired_session_is_refused(site: Site, monkeypatch: pytest.
     assert site.client.get("/").status_code == 303
 
 
+def test_a_form_is_not_read_before_the_session_is_checked_nor_when_too_large(
+        site: Site) -> None:
+    huge = {"csrf": "x", "note": "x" * (4 * 1024 * 1024)}
+    assert site.client.post("/scope/what-if", data=huge).status_code == 401
+    login(site.client, OPERATOR)
+    csrf = csrf_of(site.client.get("/scope").text)
+    too_large = site.client.post("/scope/what-if", data={**huge, "csrf": csrf})
+    assert too_large.status_code == 413 and "the form is over 320 KiB" in too_large.text
+    chunked = site.client.post("/actions/48/retry", content=iter([f"csrf={csrf}".encode()]),
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert chunked.status_code == 411
+    assert row(site.engine, 48).status == "dead"
+
+
 def test_the_read_only_role_sees_every_page_but_cannot_act(site: Site) -> None:
     login(site.client, READER)
     week = site.client.get("/")

@@ -11,9 +11,8 @@ The route modules do without `from __future__ import annotations`: FastAPI reads
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -22,7 +21,15 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router.http.pages import decisions, escalations, scope_note, week
-from router.http.pages.auth import Access, Viewer, login_needed, require_csrf, safe_next
+from router.http.pages.auth import (
+    Access,
+    Viewer,
+    login_needed,
+    read_form,
+    require_csrf,
+    safe_next,
+    text_field,
+)
 from router.http.pages.render import STATIC, Pages, make_templates
 from router.scope.load import Scope
 from router.settings import Settings
@@ -87,9 +94,10 @@ def _login_routes(router: APIRouter, pages: Pages, viewer: Callable[[Request], V
         return _login_page(request, pages, next)
 
     @router.post("/login")
-    def login(request: Request, token: Annotated[str, Form()] = "",
-              csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") \
-            -> Response:
+    async def login(request: Request) -> Response:
+        form = await read_form(request)
+        token, csrf = text_field(form, "token"), text_field(form, "csrf")
+        next = text_field(form, "next") or "/"
         if not pages.access.login_nonce_ok(request, csrf):
             return _login_page(request, pages, next, "The form expired: try again.", 403)
         role = pages.access.role_for(token)
@@ -100,10 +108,10 @@ def _login_routes(router: APIRouter, pages: Pages, viewer: Callable[[Request], V
         return response
 
     @router.post("/logout")
-    def logout(request: Request, csrf: Annotated[str | None, Form()] = None) -> Response:
+    async def logout(request: Request) -> Response:
         who = pages.access.viewer(request)
         if who is not None:
-            require_csrf(who, csrf)
+            require_csrf(who, text_field(await read_form(request), "csrf"))
         response = RedirectResponse("/login", status_code=303)
         pages.access.end(response)
         return response

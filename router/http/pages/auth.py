@@ -26,6 +26,7 @@ from urllib.parse import quote
 from fastapi import HTTPException, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import SecretStr
+from starlette.datastructures import UploadFile
 
 from router.settings import Settings
 
@@ -120,6 +121,27 @@ def _set(request: Request, response: Response, name: str, value: str, seconds: i
          path: str = "/") -> None:
     response.set_cookie(name, value, max_age=seconds, path=path, httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
+
+
+MAX_FORM_BYTES = 320 * 1024  # the largest form: a what-if's scope note (256 KiB) and a little
+
+
+async def read_form(request: Request) -> dict[str, str | UploadFile]:
+    """Read a posted form after the session was checked, refusing one over
+    MAX_FORM_BYTES before reading it (FastAPI would read a `Form()` parameter's body,
+    whatever its size, before any dependency ran)."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise HTTPException(411, "send the form with a Content-Length")
+    if int(length) > MAX_FORM_BYTES:
+        raise HTTPException(413, f"the form is over {MAX_FORM_BYTES // 1024} KiB")
+    form = await request.form(max_files=1, max_fields=20, max_part_size=MAX_FORM_BYTES)
+    return {key: value for key, value in form.items()}
+
+
+def text_field(form: dict[str, str | UploadFile], name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
 
 
 def require_csrf(viewer: Viewer, given: str | None) -> None:

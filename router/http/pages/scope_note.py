@@ -3,10 +3,17 @@
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import UploadFile
 
-from router.http.pages.auth import Viewer, require_csrf, require_operator
+from router.http.pages.auth import (
+    Viewer,
+    read_form,
+    require_csrf,
+    require_operator,
+    text_field,
+)
 from router.http.pages.render import Pages
 from router.scope.load import Scope, ScopeError, parse_scope
 from router.scope.text import describe_scope
@@ -27,14 +34,15 @@ def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
         return pages.render(request, "scope.html", who, _context(scope, draft, DEFAULT_DAYS))
 
     @router.post("/scope/what-if", response_class=HTMLResponse)
-    async def what_if(request: Request, who: Annotated[Viewer, Depends(viewer)],
-                      note: Annotated[str, Form()] = "", days: Annotated[str, Form()] = "",
-                      csrf: Annotated[str | None, Form()] = None,
-                      upload: UploadFile | None = None) -> Response:
-        require_csrf(who, csrf)
+    async def what_if(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Response:
+        form = await read_form(request)
+        require_csrf(who, text_field(form, "csrf"))
         require_operator(who)
         scope = pages.scope()
-        raw, problem = await _note_bytes(note, upload)
+        upload = form.get("upload")
+        days = text_field(form, "days")
+        raw, problem = await _note_bytes(text_field(form, "note"),
+                                         upload if isinstance(upload, UploadFile) else None)
         context = _context(scope, raw.decode("utf-8", "replace"), DEFAULT_DAYS)
         context["tried"] = True
         template = "_whatif.html" if "hx-request" in request.headers else "scope.html"

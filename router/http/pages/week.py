@@ -5,14 +5,21 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from router.core.durations import week_start
 from router.db.actions import RetryRefused, retry_action
 from router.db.reads import escalations as escalation_reads
 from router.db.reads import health, week
-from router.http.pages.auth import Viewer, require_csrf, require_operator
+from router.http.pages.auth import (
+    Viewer,
+    read_form,
+    require_csrf,
+    require_operator,
+    text_field,
+)
 from router.http.pages.plots import weekly_hours
 from router.http.pages.render import Pages
 from router.scope.load import Scope, local_day
@@ -60,13 +67,17 @@ def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
         return pages.render(request, "week.html", who, week_context(pages))
 
     @router.post("/actions/{action_id}/retry")
-    def retry(request: Request, action_id: int, who: Annotated[Viewer, Depends(viewer)],
-              csrf: Annotated[str | None, Form()] = None) -> Response:
-        require_csrf(who, csrf)
+    async def retry(request: Request, action_id: int,
+                    who: Annotated[Viewer, Depends(viewer)]) -> Response:
+        require_csrf(who, text_field(await read_form(request), "csrf"))
         require_operator(who)
-        try:
+
+        def put_back() -> None:
             with pages.engine.begin() as conn:
                 retry_action(conn, action_id, pages.clock())
+
+        try:
+            await run_in_threadpool(put_back)  # a write may wait for SQLite's lock
         except RetryRefused as exc:
             raise HTTPException(409, str(exc)) from exc
         if "hx-request" in request.headers:
