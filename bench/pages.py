@@ -256,10 +256,11 @@ def main() -> int:
     args = parser.parse_args()
     dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     work_root = Path(tempfile.mkdtemp(prefix="firstline-bench-pages-"))
+    work_root.chmod(0o755)  # PostgreSQL runs as `postgres` (when we are root) in here
     try:
         for db in dbs:
             work = work_root / db
-            work.mkdir()
+            work.mkdir(mode=0o755)
             print("\n".join(run_one(db, args, work)), flush=True)
             print(flush=True)
     finally:

@@ -61,8 +61,8 @@ def what_if(engine: Engine, current: Scope, edited: Scope, days: int, now: datet
 def _bounded(steps: Iterable[Step], stop: float, total: int, which: str) -> Iterator[Step]:
     for n, step in enumerate(steps):
         if n % 64 == 0 and time.monotonic() > stop:
-            raise WhatIfTooSlow(f"stopped at the deadline after {n} of about {total} "
-                                f"decisions under the note {which}: try fewer days")
+            raise WhatIfTooSlow(f"stopped at the deadline, {n} decisions into the {total} "
+                                f"deliveries under the note {which}: try fewer days")
         yield step
 
 
