@@ -66,8 +66,10 @@ def _filtered(stmt: Select[Any], where: DecisionFilter, dialect: str) -> Select[
         if value is not None:
             stmt = stmt.where(column == value)
     if where.trigger is not None:  # a JSON list of ids: match the quoted id
-        stmt = stmt.where(c.triggers.contains(orjson.dumps(where.trigger).decode(),
-                                              autoescape=True))
+        # Only escalations have triggers that fired (router.core.decide): saying so lets
+        # the (outcome, id) index narrow the scan.
+        stmt = stmt.where(c.outcome == "escalate", c.triggers.contains(
+            orjson.dumps(where.trigger).decode(), autoescape=True))
     if where.since is not None:
         stmt = stmt.where(c.event_at >= where.since)
     if where.until is not None:
