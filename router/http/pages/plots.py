@@ -8,6 +8,7 @@ and the config script it embeds anyway is removed, so a page runs no script of p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -88,6 +89,31 @@ def weekly_hours(weeks: Sequence[tuple[date, float]], cap: float, week_starts: s
             for label, (_, h) in zip(labels, weeks, strict=True)]
     return Plot(plot.title, plot.svg, plot.series,
                 [plot.headers[0], "CTO unplanned hours", "Cap", "Over the cap"], rows)
+
+
+def distribution(title: str, x_title: str, y_title: str,
+                 samples: Mapping[str, Sequence[float]], unit: str = "") -> Plot:
+    """Draw one box per series (quartiles, whiskers at 1.5 IQR, outliers as dots); the
+    table gives each series' count, minimum, median, 90th percentile and maximum."""
+    chart = pygal.Box(js=[], style=STYLE, title=title, x_title=x_title, y_title=y_title,
+                      box_mode="1.5IQR", legend_at_bottom=True,
+                      legend_at_bottom_columns=min(4, max(1, len(samples))), width=720,
+                      height=340, disable_xml_declaration=True)
+    for name, values in samples.items():
+        chart.add(name, list(values))
+    rows = [[name, str(len(values)), *(_number(_rank(values, p), unit)
+                                        for p in (0, 50, 90, 100))]
+            for name, values in samples.items()]
+    return Plot(title, _svg(chart, title), len(samples),
+                [x_title, "count", "minimum", "median", "90th percentile", "maximum"], rows)
+
+
+def _rank(values: Sequence[float], p: float) -> float | None:
+    """Return the nearest-rank percentile (p 0: the minimum); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def _ticks(top: float) -> list[float]:
