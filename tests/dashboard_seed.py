@@ -28,7 +28,7 @@ from router.db.engine import worker_engine
 from router.db.inbox import Delivery, insert_deliveries
 from router.scope.load import load_scope
 from router.settings import Settings
-from router.work.outbox import Actor
+from router.work.outbox import Performer
 from router.work.worker import Worker
 from tests.standin_github import GitHubStandIn
 from tests.support import EXAMPLE_SCOPE, ROOT, github_assigned_to_cto
@@ -69,9 +69,13 @@ def seed(db_url: str, directory: Path, gh: GitHubStandIn) -> Seeded:
         _store(engine, [("github", "seed-handed-back", "issues", body, CLOCK)])
         enforced = load_scope(enforce)[0]
         Worker(engine, lambda: enforced, lambda: CLOCK).drain()
-        actor = Actor(engine, lambda: {"github": github.outbound(settings(db_url, enforce))},
-                      clock=lambda: CLOCK, sleep=lambda _s: None)
-        actor.drain()
+        gh_out = github.outbound(settings(db_url, enforce))
+        performer = Performer(engine, lambda: {"github": gh_out}, clock=lambda: CLOCK,
+                              sleep=lambda _s: None)
+        try:
+            performer.drain()
+        finally:
+            performer.close()
         dead = _dead(engine)
     finally:
         engine.dispose()

@@ -25,7 +25,7 @@ from adapters import github
 from router.db.engine import worker_engine
 from router.db.tables import outbox
 from router.service import build_service
-from router.work.outbox import Actor
+from router.work.outbox import Performer
 from tests.dashboard_seed import CLOCK, GITHUB_API, HANDED_BACK_ISSUE, seed, settings
 from tests.standin_github import GitHubStandIn
 from tests.support import ROOT, eventually
@@ -179,8 +179,12 @@ def perform(db_url: str, rules: Path) -> None:
     """Run the real performer once, as the service's would after the retry."""
     engine: Engine = worker_engine(db_url)
     try:
-        actor = Actor(engine, lambda: {"github": github.outbound(settings(db_url, rules))},
-                      clock=lambda: CLOCK, sleep=lambda _s: None)
-        actor.drain()
+        gh_out = github.outbound(settings(db_url, rules))
+        performer = Performer(engine, lambda: {"github": gh_out}, clock=lambda: CLOCK,
+                              sleep=lambda _s: None)
+        try:
+            performer.drain()
+        finally:
+            performer.close()
     finally:
         engine.dispose()

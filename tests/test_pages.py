@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from pytest_httpx import HTTPXMock
 from sqlalchemy import Engine, select
 
+from router.db.outbox import claim
 from router.db.tables import outbox
 from router.scope.schema import OwnerLine
 from router.service import build_service
@@ -193,12 +194,13 @@ def test_retry_puts_a_dead_action_back_in_line(site: Site) -> None:
                                headers={"HX-Request": "true"})
     assert partial.status_code == 200 and "action 49 will be retried now" in partial.text
     assert "<html" not in partial.text
+    with site.engine.begin() as conn:  # a performer takes action 48 and is trying it
+        assert [r.id for r in claim(conn, CLOCK, 1, "performer-1")] == [48]
+    held = site.client.post("/actions/48/retry", data={"csrf": csrf})
+    assert held.status_code == 409 and "action 48 is being performed now" in held.text
     shadow = site.client.post("/actions/1/retry", data={"csrf": csrf})
     assert shadow.status_code == 409 and "<html" in shadow.text
     assert "action 1 is shadow: nothing to retry" in shadow.text
-    again = site.client.post("/actions/48/retry", data={"csrf": csrf},
-                             headers={"HX-Request": "true"})  # pending now: still allowed
-    assert again.status_code == 200
     refused = site.client.post("/actions/1/retry", data={"csrf": csrf},
                                headers={"HX-Request": "true"})
     assert refused.status_code == 409 and refused.text.startswith('<p class="error"')

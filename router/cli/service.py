@@ -164,7 +164,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
 
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
     """Put a dead (or waiting) action back in line now."""
-    from router.db.actions import RetryRefused, retry_action
+    from router.db.outbox import RetryRefused, retry_action
 
     try:
         with database(_settings(args), write=True) as conn:

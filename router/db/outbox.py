@@ -1,4 +1,5 @@
-"""The outbox's claim, lease and record statements; router.work.outbox schedules them.
+"""The outbox's claim, lease and record statements (router.work.outbox schedules them),
+and an operator's retry.
 
 A claim is a lease: the row stays `pending`, `claimed_by` names the performer holding it,
 and `next_at` moves past the time one attempt can take (`LEASE`). No database lock is held
@@ -183,3 +184,26 @@ class Claimant:
             except Exception:  # already broken
                 log.debug("closing the lock connection failed", exc_info=True)
 
+
+
+class RetryRefused(ValueError):
+    """The action cannot be retried by hand; the message says why, in one line."""
+
+
+def retry_action(conn: Connection, action_id: int, now: datetime) -> None:
+    """Make a dead (or waiting) action due now with a fresh count of attempts: what
+    `firstline outbox retry ID` and the dashboard's retry button do.
+
+    A done action took effect and a shadow one must never act; an action a performer
+    holds right now is being tried: all three are refused.
+    """
+    row = conn.execute(select(outbox.c.status, outbox.c.claimed_by).where(
+        outbox.c.id == action_id)).first()
+    if row is None:
+        raise RetryRefused(f"no action {action_id}")
+    if row.status in ("done", "shadow"):
+        raise RetryRefused(f"action {action_id} is {row.status}: nothing to retry")
+    if row.claimed_by is not None:
+        raise RetryRefused(f"action {action_id} is being performed now: wait for its result")
+    conn.execute(update(outbox).where(outbox.c.id == action_id).values(
+        status="pending", attempts=0, next_at=now, last_error=None))

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from router.core.durations import week_start
-from router.db.actions import RetryRefused, retry_action
+from router.db.outbox import RetryRefused, retry_action
 from router.db.reads import escalations as escalation_reads
 from router.db.reads import health, week
 from router.http.pages.auth import (
