@@ -10,8 +10,8 @@ Measured on a month of 50,000 decisions (bench/pages.py, SQLite):
   hand-backs and deferrals, 30-70 ms -> 2 ms; partial, so the worker's inserts of the
   other decisions do not maintain them.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03
 """
 
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
