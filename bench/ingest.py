@@ -22,7 +22,12 @@ and each target's ratio to its baseline. The targets, each on 127.0.0.1:
   route (router.http.webhooks); the route's figure is `ingest` / `fastapi-route`.
 - `insert-per-request`: one SQLAlchemy INSERT and commit per request in a thread instead
   of the group commit (router.db.group_commit); its figure is `ingest` / this.
-- `granian`: `ingest` served by granian instead of uvicorn (when granian is installed).
+- `granian`: `ingest` served by granian instead of uvicorn (when granian is installed:
+  `.venv/bin/pip install granian`). Not adopted: median of 3 rounds, 2 shared cores, it
+  took 1.28x the accepted/s on SQLite and 1.50x on PostgreSQL, but rounds overlapped
+  (SQLite 896-1653/s against uvicorn's 1053-1717/s) and it spent 14-24 % more CPU per
+  request: its Rust threads parse HTTP beside the interpreter, which in the one-process
+  runtime is the worker's CPU. Ingest at ~1,000/s is not what limits end to end.
 - `bare-fastapi`: FastAPI answering 202 without looking at the request (a yardstick).
 
 Each target is loaded for 2 s (warm-up), then `--duration` seconds over `--connections`
