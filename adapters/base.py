@@ -123,7 +123,10 @@ class OutboundAction:
     is then posted without looking for its marker, saving a read. Left false, the
     adapter looks, as every retry must.
     `page` and `resolve_page` always go to PagerDuty's Events API whatever the item's
-    source; every other action goes to the item's own tracker.
+    source; every other action goes to the item's own tracker. A `file_review` creates a
+    ticket in `target.project` of `target.source` (the scope note's `reviews:`), assigned
+    to `account`; its target names the escalation (`id` is `review-<escalation id>`) and,
+    for Jira, the issue type (`kind`).
     """
 
     id: int
@@ -138,9 +141,19 @@ class OutboundAction:
     severity: str | None = None  # page: sev1..sev4
     link: str | None = None  # page: where a person reads the decision
     first_try: bool = False  # nothing can have been posted yet: skip the marker lookup
+    title: str | None = None  # file_review: the ticket's title (`text` is its body)
+    labels: tuple[str, ...] = ()  # file_review: the ticket's labels
 
 
 Status = Literal["ok", "retryable", "permanent"]
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A ticket an action created: the key people read and a link to open."""
+
+    key: str
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +164,7 @@ class Result:
     status: Status
     detail: str = ""
     retry_after: float | None = None
+    created: Created | None = None  # what a `file_review` created (or found already made)
 
     @property
     def ok(self) -> bool:
@@ -185,6 +199,13 @@ MARKER_PREFIX = "firstline:action:"
 def marker(action_id: int) -> str:
     """Return the invisible token a comment carries so a retry can find it."""
     return f"{MARKER_PREFIX}{action_id}"
+
+
+def review_label(action: OutboundAction) -> str:
+    """Return the label a review ticket carries naming its escalation (`target.id` is
+    `review-<escalation id>`), which a retry looks it up by where the tracker has no
+    better handle (Jira)."""
+    return f"firstline-{action.target.id}"
 
 
 class Stop(Exception):

@@ -57,16 +57,18 @@ def gh(httpx_mock: HTTPXMock) -> GitHubStandIn:
 
 
 def service(db_url: str, rules: Path, jira_standin: JiraStandin,
-            pd: PagerDutyStandIn) -> TestClient:
-    settings = Settings(
-        rules=rules, database_url=db_url, api_token="x",
-        jira_webhook_secret=SECRETS["jira"], github_webhook_secret=SECRETS["github"],
-        pagerduty_webhook_secret=SECRETS["pagerduty"],
-        jira_url=jira_standin.url, jira_email="bot@example.com", jira_api_token="jira-token",
-        github_api_url=GITHUB_API, github_token="gh-token",
-        pagerduty_events_url=EVENTS, pagerduty_routing_key="R0UT1NGKEY",
-        pagerduty_api_url="https://api.pagerduty.test", pagerduty_api_token="pd-token",
-        pagerduty_from="bot@example.com")
+            pd: PagerDutyStandIn, **overrides: Any) -> TestClient:
+    """Return the app with its worker and performer, the vendors' far ends replaced;
+    `overrides` change settings (None unsets one)."""
+    settings = Settings(**{
+        "rules": rules, "database_url": db_url, "api_token": "x",
+        "jira_webhook_secret": SECRETS["jira"], "github_webhook_secret": SECRETS["github"],
+        "pagerduty_webhook_secret": SECRETS["pagerduty"],
+        "jira_url": jira_standin.url, "jira_email": "bot@example.com",
+        "jira_api_token": "jira-token", "github_api_url": GITHUB_API, "github_token": "gh-token",
+        "pagerduty_events_url": EVENTS, "pagerduty_routing_key": "R0UT1NGKEY",
+        "pagerduty_api_url": "https://api.pagerduty.test", "pagerduty_api_token": "pd-token",
+        "pagerduty_from": "bot@example.com", **overrides})
     adapters = {**outbound_adapters(settings),
                 "pagerduty": pagerduty.outbound(settings, transport=pd.transport)}
     return TestClient(build_service(settings, adapters=adapters))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from router.cli import payloads
+from router.cli import reviews as reviews_cli
 from router.cli import service as service_cli
 from router.cli.render import decision_json, dumps, format_table, table_row
 from router.core.compare import Summary, compare, totals
@@ -34,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (CliError, payloads.InputError, service_cli.ServiceError) as exc:
+    except (CliError, payloads.InputError, service_cli.ServiceError,
+            reviews_cli.ReadError) as exc:
         print(f"firstline: {exc}", file=sys.stderr)
         return 1
     except ScopeError as exc:
@@ -93,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", help="scope note (default: FIRSTLINE_RULES or ./scope.yaml)")
     p.add_argument("--once", action="store_true", help="process what is there, then exit")
     p.set_defaults(func=service_cli.cmd_worker)
+
+    reviews_cli.add_commands(sub)
 
     p = sub.add_parser("outbox", help="list or retry the actions firstline performs")
     osub = p.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")

@@ -21,6 +21,25 @@ from router.scope.load import Scope
 ItemId = tuple[str, str]  # (source, id)
 DEFAULT_PAGE_HOURS = 1.0  # an escalation's CTO time when acknowledged->resolved is unknown
 
+# What became of an escalation's page: kept as `shadow` (shadow mode: never sent), queued
+# as `pending`, `sent` once PagerDuty accepted it, `dead` once its action gave up.
+PAGE_STATES = ("shadow", "pending", "sent", "dead")
+
+
+def first_page_state(mode: str) -> str:
+    """Return the state a new page starts in under a scope note's `mode`."""
+    return "pending" if mode == "enforce" else "shadow"
+
+
+def is_open_page(state: str, mode: str) -> bool:
+    """Tell whether a page of an open escalation still counts as open (SPEC §4).
+
+    A page that was never sent is not open: a dead one never, a shadow one only while the
+    note is in shadow mode (so a shadow replay groups as the shadow service does, and the
+    first trigger after the switch to enforce pages for real).
+    """
+    return state in ("pending", "sent") or (state == "shadow" and mode == "shadow")
+
 
 def page_hours(acknowledged: datetime | None, resolved: datetime | None) -> float:
     """Return an escalation's CTO time: acknowledged to resolved, else the default hour."""
@@ -91,8 +110,10 @@ class MemoryLedger:
     items: dict[ItemId, WorkItem] = field(default_factory=dict)
     histories: dict[ItemId, History] = field(default_factory=dict)
     pages: dict[str, set[ItemId]] = field(default_factory=dict)  # open page -> open members
+    page_states: dict[str, str] = field(default_factory=dict)  # open page -> its state
     item_pages: dict[ItemId, set[str]] = field(default_factory=dict)  # the reverse index
-    page_times: deque[datetime] = field(default_factory=deque)  # pages of the last hour
+    # Pages of the last hour, with the state each was opened in.
+    page_times: deque[tuple[datetime, str]] = field(default_factory=deque)
     week_hours: dict[date, float] = field(default_factory=lambda: defaultdict(float))
     week_charged: dict[date, set[ItemId]] = field(default_factory=lambda: defaultdict(set))
     timers: list[Timer] = field(default_factory=list)
@@ -103,8 +124,12 @@ class MemoryLedger:
         """Return the item's history joined with the ledger's facts as of `now`."""
         base = self.histories.get(item_id, History()) if item_id else History()
         week = week_start(now, self.scope.tz, self.scope.week_starts)
+        mode = self.scope.mode
+        for key, state in list(self.page_states.items()):
+            if not is_open_page(state, mode):  # the note changed mode since it opened
+                self._close(key)
         keys = self.item_pages.get(item_id, ()) if item_id else ()
-        while self.page_times and self.page_times[0] <= now - timedelta(hours=1):
+        while self.page_times and self.page_times[0][0] <= now - timedelta(hours=1):
             self.page_times.popleft()  # replay moves forward in time
         return replace(
             base,
@@ -112,7 +137,7 @@ class MemoryLedger:
             open_pages=self.pages.keys(),
             cap_used_hours=self.week_hours[week],
             charged_this_week=item_id in self.week_charged[week],
-            pages_last_hour=len(self.page_times),
+            pages_last_hour=sum(1 for _, state in self.page_times if is_open_page(state, mode)),
         )
 
     def record(self, event: Event, decision: Decision, history: History, now: datetime) -> None:
@@ -129,14 +154,15 @@ class MemoryLedger:
         week = week_start(now, self.scope.tz, self.scope.week_starts)
         for page in change.opened:
             self.pages.setdefault(page.dedup_key, set())
-            self.page_times.append(now)
+            state = first_page_state(self.scope.mode)
+            self.page_states[page.dedup_key] = state
+            self.page_times.append((now, state))
             self.week_hours[week] += DEFAULT_PAGE_HOURS
         for key in change.joined:
             self.pages[key].add(item_id)
             self.item_pages.setdefault(item_id, set()).add(key)
         for key in change.resolved:
-            for member in self.pages.pop(key, set()):
-                self.item_pages[member].discard(key)
+            self._close(key)
         if change.leaves_pages:
             for key in self.item_pages.pop(item_id, set()):
                 self.pages[key].discard(item_id)
@@ -148,6 +174,11 @@ class MemoryLedger:
                 self.armed[(item_id, trigger)] = due
                 self._seq += 1
                 heapq.heappush(self.timers, Timer(due, self._seq, item_id, trigger))
+
+    def _close(self, key: str) -> None:
+        self.page_states.pop(key, None)
+        for member in self.pages.pop(key, set()):
+            self.item_pages[member].discard(key)
 
     def pop_due(self, until: datetime | None) -> Timer | None:
         """Return the next timer due by `until` (any, if None), dropping superseded ones."""

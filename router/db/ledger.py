@@ -24,7 +24,13 @@ from sqlalchemy import Connection, Table, bindparam, or_, select, update
 
 from router.core.durations import week_start
 from router.core.history import history_from_json, history_to_json, remember
-from router.core.ledger import DEFAULT_PAGE_HOURS, effects, page_hours
+from router.core.ledger import (
+    DEFAULT_PAGE_HOURS,
+    effects,
+    first_page_state,
+    is_open_page,
+    page_hours,
+)
 from router.core.model import Decision, Event, History, WorkItem
 from router.core.outcomes import is_own_page
 from router.db.bulk import insert_returning_ids, insert_rows
@@ -59,8 +65,11 @@ _ARMED = select(timers.c.item_id, timers.c.trigger_id, timers.c.due_at).where(
     timers.c.item_id.in_(bindparam("b_ids", expanding=True)), timers.c.armed.is_(True))
 # The open pages and the last hour's pages, in one query (most batches find none).
 _PAGES = select(escalations.c.id, escalations.c.dedup_key, escalations.c.status,
-                escalations.c.paged_at).where(
+                escalations.c.paged_at, escalations.c.page_state).where(
     or_(escalations.c.status == "open", escalations.c.paged_at > bindparam("b_since")))
+_CLOSE = (update(escalations).where(escalations.c.id.in_(bindparam("b_ids", expanding=True)),
+                                    escalations.c.status == "open")
+          .values(status="closed", closed_at=bindparam("b_at")))
 _MEMBERS = select(escalation_items.c.escalation_id, escalation_items.c.source,
                   escalation_items.c.item_id).where(
     escalation_items.c.escalation_id.in_(bindparam("b_ids", expanding=True)),
@@ -118,12 +127,20 @@ class DbLedger:
         self.scope = scope
         self.pages: dict[str, _OpenPage] = {}
         self.page_times: list[datetime] = []
+        self.resolved: list[tuple[int, int]] = []  # (escalation, decision) resolved this batch
         hour_ago = now - timedelta(hours=1)
-        for esc_id, key, status, paged_at in conn.execute(_PAGES, {"b_since": hour_ago}):
+        never_sent = []
+        for esc_id, key, status, paged_at, state in conn.execute(_PAGES, {"b_since": hour_ago}):
+            counts = is_open_page(state, scope.mode)
             if status == "open":
-                self.pages[key] = _OpenPage(esc_id)
-            if paged_at > hour_ago:  # an open page may be older
+                if counts:
+                    self.pages[key] = _OpenPage(esc_id)
+                else:
+                    never_sent.append(esc_id)
+            if counts and paged_at > hour_ago:  # an open page may be older
                 self.page_times.append(paged_at)
+        if never_sent:  # shadow-mode pages after the switch to enforce (SPEC §4)
+            conn.execute(_CLOSE, {"b_ids": never_sent, "b_at": now})
         by_id = {p.id: p for p in self.pages.values()}
         if by_id:  # members by escalation id: the primary key's index, not a table scan
             for esc_id, source, item_id in conn.execute(_MEMBERS, {"b_ids": list(by_id)}):
@@ -202,7 +219,7 @@ class DbLedger:
             return
         self._queue_actions(pending, item, decision, now)
         if decision.outcome == "ignore" and is_own_page(item, self.scope):
-            self._page_update(event, item, now)
+            self._page_update(event, item, now, pending)
         me: ItemId = (item.source, item.id)
         change = effects(event, decision, history)
         self._save_item(event, decision, change.newer_state, now)
@@ -210,7 +227,8 @@ class DbLedger:
         for page in change.opened:
             esc_id = int(self.conn.execute(escalations.insert().values(
                 dedup_key=page.dedup_key, trigger_id=page.trigger, status="open",
-                decision_id=self._id(pending), paged_at=now).returning(escalations.c.id))
+                decision_id=self._id(pending), paged_at=now,
+                page_state=first_page_state(self.scope.mode)).returning(escalations.c.id))
                 .scalar_one())
             self.pages[page.dedup_key] = _OpenPage(esc_id)
             self.page_times.append(now)
@@ -219,9 +237,10 @@ class DbLedger:
             self._join(key, item, now)
         for key in change.resolved:
             self.pages.pop(key, None)
-            self.conn.execute(update(escalations).where(
+            flipped = self.conn.execute(update(escalations).where(
                 escalations.c.dedup_key == key, escalations.c.status == "open").values(
-                status="resolved", resolved_at=now))
+                status="resolved", resolved_at=now).returning(escalations.c.id)).scalars()
+            self.resolved += [(int(e), self._id(pending)) for e in flipped]
         if change.leaves_pages:
             for open_page in self.pages.values():
                 open_page.members.discard(me)
@@ -316,17 +335,25 @@ class DbLedger:
                  status=status, attempts=0, next_at=now, created_at=now)
             for a in decision.actions]
 
-    def _page_update(self, event: Event, item: WorkItem, now: datetime) -> None:
+    def _page_update(self, event: Event, item: WorkItem, now: datetime,
+                     pending: _Decision) -> None:
         """Note when one of firstline's own pages was acknowledged or resolved, and by whom;
-        a resolved page's CTO time becomes acknowledged->resolved."""
+        a resolved page's CTO time becomes acknowledged->resolved.
+
+        PagerDuty telling of the page proves it was sent, whatever the performer recorded
+        (an attempt that timed out after PagerDuty took it, say).
+        """
         key = item.incident_key
-        row = self.conn.execute(select(escalations.c.id, escalations.c.acknowledged_at,
-                                       escalations.c.paged_at).where(
+        row = self.conn.execute(select(
+            escalations.c.id, escalations.c.acknowledged_at, escalations.c.status,
+            escalations.c.page_state, escalations.c.page_sent_at).where(
             escalations.c.dedup_key == key).order_by(escalations.c.id.desc())).first()
         if row is None:
             return
         at = event.occurred_at or now
         values: dict[str, Any] = {}
+        if row.page_state in ("pending", "dead"):
+            values.update(page_state="sent", page_sent_at=row.page_sent_at or at)
         if item.status in ("acknowledged", "resolved") and row.acknowledged_at is None:
             values["acknowledged_at"] = at
         if item.status == "resolved":
@@ -336,6 +363,8 @@ class DbLedger:
             self.conn.execute(update(charges).where(
                 charges.c.source == "page", charges.c.item_id == str(row.id)).values(
                 hours=page_hours(acknowledged, at)))
+            if row.status != "resolved":
+                self.resolved.append((int(row.id), self._id(pending)))
         if values:
             self.conn.execute(update(escalations).where(escalations.c.id == row.id)
                               .values(**values))

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, select, text, update
 
 from router.db.engine import xact_lock
+from router.db.pages import Watched, page_retried, record_outcomes
 from router.db.tables import outbox
 
 log = logging.getLogger("firstline.outbox")
@@ -88,12 +89,14 @@ _RELEASE_ORPHANS = text(
 @dataclass
 class Outcomes:
     """What a performer learned, as the rows to update: done, waiting out a backoff, dead,
-    and untouched (back to how they were before their claim)."""
+    and untouched (back to how they were before their claim); and what became of the
+    pages and review tickets, for their escalations (router.db.pages)."""
 
     done: list[int] = field(default_factory=list)
     waiting: list[dict[str, Any]] = field(default_factory=list)  # row_id, at, error
     dead: list[dict[str, Any]] = field(default_factory=list)  # row_id, error
     back: list[dict[str, Any]] = field(default_factory=list)  # row_id, at, attempts
+    watched: list[Watched] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.done or self.waiting or self.dead or self.back)
@@ -107,6 +110,8 @@ def record(conn: Connection, outcomes: Outcomes, now: datetime) -> None:
                          (_BACK, outcomes.back)):
         if params:
             conn.execute(stmt, params)
+    if outcomes.watched:  # pages sent or dead, review tickets filed
+        record_outcomes(conn, outcomes.watched, now)
 
 
 def claim(conn: Connection, now: datetime, want: int, me: str) -> list[Any]:
@@ -207,3 +212,4 @@ def retry_action(conn: Connection, action_id: int, now: datetime) -> None:
         raise RetryRefused(f"action {action_id} is being performed now: wait for its result")
     conn.execute(update(outbox).where(outbox.c.id == action_id).values(
         status="pending", attempts=0, next_at=now, last_error=None))
+    page_retried(conn, action_id)  # a page's escalation says it is pending again

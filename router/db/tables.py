@@ -8,7 +8,11 @@ them).
 - `inbox` holds every raw delivery exactly as it arrived, unique per (source, delivery
   id); the worker claims `pending` rows in id order and marks them `done` or `failed`.
 - `items`, `decisions`, `timers`, `escalations`, `escalation_items` and `charges` record
-  what was decided (router.db.ledger writes them in the worker's transaction).
+  what was decided (router.db.ledger writes them in the worker's transaction). An
+  escalation is `open` while its page counts as open, `resolved` when its items or its
+  page resolved, and `closed` when its page never reached the CTO (a shadow-mode page
+  after the switch to enforce, or a dead page action); `page_state` says which
+  (router.db.pages keeps it in step with the performer).
   `charges` holds every hour counted against the CTO's weekly cap: CTO-owned work by its
   line's cost (one row per item and week) and each escalation by its page's
   acknowledged->resolved time (one row per escalation, `source` "page", 1h until known).
@@ -166,11 +170,19 @@ escalations = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("dedup_key", String(400), nullable=False),
     Column("trigger_id", String(100), nullable=False),
-    Column("status", String(16), nullable=False),  # open | resolved
+    Column("status", String(16), nullable=False),  # open | resolved | closed
     Column("decision_id", BigId, nullable=False),
     Column("paged_at", UTCDateTime, nullable=False),
     Column("acknowledged_at", UTCDateTime, nullable=True),
     Column("resolved_at", UTCDateTime, nullable=True),
+    # What became of the page (router.core.ledger.PAGE_STATES) and when PagerDuty took it.
+    Column("page_state", String(16), nullable=False, server_default="pending"),
+    Column("page_sent_at", UTCDateTime, nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),  # closed: its page was never sent
+    # The review ticket (router.reviews.filing): its outbox action, then what it created.
+    Column("review_action_id", BigId, nullable=True),
+    Column("review_key", String(255), nullable=True),
+    Column("review_url", Text, nullable=True),
     Index(None, "dedup_key", "status"),
     Index(None, "paged_at"),
 )

@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from router.core.durations import parse_since
 from router.core.model import OUTCOMES, SOURCES
 from router.db.reads import decisions as decision_reads
-from router.db.reads import escalations as escalation_reads
 from router.db.reads.decisions import DecisionFilter
+from router.reviews.escalations import Filter, list_escalations, one_escalation
 from router.scope.load import Scope
 from router.settings import Settings
 
@@ -72,20 +72,32 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
                 "actions": orjson.loads(row.actions), "scope_hash": row.scope_hash}
 
     @api.get("/escalations")
-    def list_escalations(limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100) \
-            -> dict[str, Any]:
+    def get_escalations(
+        state: str | None = None, trigger: str | None = None, page: str | None = None,
+        since: Annotated[str | None, Query(description=(
+            "a date (midnight in the scope note's timezone) or a time with an offset"))] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """List escalations, newest first, each with its page's real state."""
+        if cursor is not None and not cursor.isdigit():
+            raise HTTPException(400, "cursor: use the next_cursor of a previous answer")
+        start = _since(since, scope().tz) if since is not None else None
+        wanted = Filter(state, trigger, page, start, limit,
+                        int(cursor) if cursor is not None else None)
+        if problems := wanted.problems():
+            raise HTTPException(400, "; ".join(problems))
         with engine.connect() as conn:
-            rows = escalation_reads.list_escalations(conn, limit)
-            items = escalation_reads.members(conn, [r.id for r in rows])
-        return {"items": [_escalation(r, items[r.id]) for r in rows]}
+            found, more = list_escalations(conn, wanted)
+        return {"items": found, "next_cursor": str(more) if more is not None else None}
 
     @api.get("/escalations/{escalation_id}")
     def get_escalation(escalation_id: int) -> dict[str, Any]:
         with engine.connect() as conn:
-            row = escalation_reads.escalation(conn, escalation_id)
-            if row is None:
-                raise HTTPException(404, f"no escalation {escalation_id}")
-            return _escalation(row, escalation_reads.members(conn, [row.id])[row.id])
+            found = one_escalation(conn, escalation_id)
+        if found is None:
+            raise HTTPException(404, f"no escalation {escalation_id}")
+        return found
 
     @api.get("/scope")
     def get_scope() -> dict[str, Any]:
@@ -108,12 +120,3 @@ def _decision(row: Any) -> dict[str, Any]:
             "item_key": row.item_key, "outcome": row.outcome, "owner": row.owner,
             "triggers": orjson.loads(row.triggers), "event_at": row.event_at.isoformat(),
             "decided_at": row.decided_at.isoformat()}
-
-
-def _escalation(row: Any, items: list[Any]) -> dict[str, Any]:
-    return {"id": row.id, "trigger": row.trigger_id, "dedup_key": row.dedup_key,
-            "status": row.status, "decision_id": row.decision_id,
-            "paged_at": row.paged_at.isoformat(),
-            "acknowledged_at": row.acknowledged_at.isoformat() if row.acknowledged_at else None,
-            "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
-            "items": [{"source": m.source, "key": m.item_key, "open": m.open} for m in items]}

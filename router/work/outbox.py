@@ -38,6 +38,7 @@ from adapters.base import (
 )
 from router.db.engine import writer_turn
 from router.db.outbox import Claimant, Outcomes, claim, record, release_orphans
+from router.db.pages import WATCHED, Watched
 from router.work.metrics import Metrics
 from router.work.retry import holds_lane, quick_stop, quick_wait, verdict
 
@@ -220,6 +221,11 @@ class Performer:
                              for r in finished.untouched])
         for row, action, result in finished.performed:
             fate = verdict(result, row.attempts + 1)
+            if fate.kind != "wait" and row.type in WATCHED:
+                created = result.created
+                out.watched.append(Watched(row.id, row.decision_id, row.type,
+                                           fate.kind == "done", created.key if created else None,
+                                           created.url if created else None))
             if fate.kind == "done":
                 out.done.append(row.id)
                 self.done += 1
@@ -336,7 +342,8 @@ def to_action(row: Any) -> OutboundAction:
     return OutboundAction(id=row.id, type=row.type, target=target, account=data.get("account"),
                           remove=tuple(data.get("remove", ())), text=text,
                           label=data.get("label"), dedup_key=data.get("dedup_key"),
-                          severity=data.get("severity"), first_try=first_try)
+                          severity=data.get("severity"), first_try=first_try,
+                          title=data.get("title"), labels=tuple(data.get("labels", ())))
 
 
 def _merge(done: Iterable[Lane]) -> Lane:
