@@ -189,6 +189,7 @@ def test_pull_request_fixtures_parse(name: str, status: str, updated: str, summa
         reporter="Codertocat",
         created_at=at("2019-05-15T15:20:33"),
         updated_at=at(updated),
+        branch="changes",  # head.ref: review checklists link items a branch names
     )
 
 

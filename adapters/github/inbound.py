@@ -240,6 +240,7 @@ def _work_item(
         reporter=_login(obj.get("user")),
         created_at=_time(obj.get("created_at"), what, "created_at"),
         updated_at=_time(obj.get("updated_at"), what, "updated_at"),
+        branch=_head_branch(obj),
     )
 
 
@@ -251,6 +252,13 @@ def item_id(repository_id: str, number: int) -> str:
     the repository and the number, which stay put when the repository is renamed.
     """
     return f"{repository_id}#{number}"
+
+
+def _head_branch(obj: JSON) -> str | None:
+    """Return a pull request's head branch (`head.ref`), or None for an issue."""
+    head = obj.get("head")
+    ref = head.get("ref") if isinstance(head, dict) else None
+    return ref if isinstance(ref, str) and ref else None
 
 
 def _object(body: JSON, key: str, name: str) -> JSON:

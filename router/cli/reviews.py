@@ -1,4 +1,4 @@
-"""`firstline escalations`: read the escalations the service keeps.
+"""`firstline escalations` and `firstline review`: read the escalations the service keeps.
 
 It reads the database named by FIRSTLINE_DATABASE_URL and the scope note (`--rules`,
 else FIRSTLINE_RULES, else ./scope.yaml) for its timezone, people and trigger names.
@@ -10,7 +10,7 @@ import argparse
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -23,7 +23,7 @@ class ReadError(Exception):
 
 
 def add_commands(sub: Any) -> None:
-    """Register `escalations` on the top-level subcommands."""
+    """Register `escalations` and `review` on the top-level subcommands."""
     p = sub.add_parser("escalations", help="list escalations and whether the CTO was paged")
     p.add_argument("--rules", help="scope note (default: FIRSTLINE_RULES or ./scope.yaml)")
     p.add_argument("--state", choices=["open", "resolved", "closed"],
@@ -37,6 +37,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--cursor", type=int, help="continue after a previous list")
     p.add_argument("--json", action="store_true", help="one JSON object per escalation")
     p.set_defaults(func=cmd_escalations)
+
+    p = sub.add_parser("review", help="print an escalation's post-incident review checklist")
+    p.add_argument("id", type=int, metavar="ESCALATION_ID")
+    p.add_argument("--rules", help="scope note (default: FIRSTLINE_RULES or ./scope.yaml)")
+    p.add_argument("--format", choices=["md", "json"], default="md",
+                   help="Markdown (default) or the JSON object")
+    p.set_defaults(func=cmd_review)
 
 
 def cmd_escalations(args: argparse.Namespace) -> int:
@@ -75,6 +82,21 @@ def _local(iso: str | None, tz: Any) -> str:
     if iso is None:
         return "-"
     return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """Print one escalation's review checklist."""
+    from router.reviews.checklist import UnknownEscalation, build_review
+    from router.reviews.checklist_render import review_json, review_markdown
+
+    with _reading(args) as (conn, scope):
+        try:
+            review = build_review(conn, scope, args.id, datetime.now(UTC))
+        except UnknownEscalation as exc:
+            raise ReadError(str(exc)) from None
+    print(dumps(review_json(review)) if args.format == "json" else review_markdown(review),
+          end="\n" if args.format == "json" else "")
+    return 0
 
 
 @contextmanager

@@ -70,7 +70,7 @@ def _context(event: Event, item: WorkItem, scope: Scope, history: History,
         for a in item.assignees)
     facts = Facts(item, severity, keys, reporter, named)
     line, line_checks = _owner_line(scope, facts)
-    owner, away_note = _effective_owner(scope, line.owner if line else None, now)
+    owner, away_note = effective_owner(scope, line.owner if line else None, now)
     cto_account = scope.people[scope.cto].accounts.get(item.source)
     cto_assigned = cto_account is not None and cto_account.lower() in (
         a.lower() for a in item.assignees)
@@ -119,7 +119,7 @@ def _owner_line(scope: Scope, facts: Facts) -> tuple[OwnerRule | None, tuple[Che
     return None, ()
 
 
-def _effective_owner(scope: Scope, owner: str | None, now: datetime) \
+def effective_owner(scope: Scope, owner: str | None, now: datetime) \
         -> tuple[str | None, dict[str, Any]]:
     """Return the owner, or the backup (and theirs) while the owner is away."""
     if owner is None or not scope.people[owner].away:

@@ -64,6 +64,9 @@ class WorkItem:
     # "firstline/") and service id, to recognise firstline's own pages.
     incident_key: str | None = None
     service_id: str | None = None
+    # GitHub pull requests only: the head branch, which often names the ticket it fixes
+    # (review checklists link items that name each other, router.reviews.links).
+    branch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

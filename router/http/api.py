@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi.responses import PlainTextResponse
 from sqlalchemy import Engine
 
 from router.core.durations import parse_since
 from router.core.model import OUTCOMES, SOURCES
 from router.db.reads import decisions as decision_reads
 from router.db.reads.decisions import DecisionFilter
+from router.reviews.checklist import UnknownEscalation, build_review
+from router.reviews.checklist_render import review_json, review_markdown
 from router.reviews.escalations import Filter, list_escalations, one_escalation
 from router.scope.load import Scope
 from router.settings import Settings
@@ -98,6 +101,19 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
         if found is None:
             raise HTTPException(404, f"no escalation {escalation_id}")
         return found
+
+    @api.get("/escalations/{escalation_id}/review", response_model=None)
+    def get_review(escalation_id: int, accept: Annotated[str | None, Header()] = None) \
+            -> dict[str, Any] | PlainTextResponse:
+        """Return the review checklist: Markdown, or JSON with Accept: application/json."""
+        try:
+            with engine.connect() as conn:
+                review = build_review(conn, scope(), escalation_id, datetime.now(UTC))
+        except UnknownEscalation as exc:
+            raise HTTPException(404, str(exc)) from None
+        if "application/json" in (accept or ""):
+            return review_json(review)
+        return PlainTextResponse(review_markdown(review), media_type="text/markdown")
 
     @api.get("/scope")
     def get_scope() -> dict[str, Any]:
