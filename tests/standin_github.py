@@ -1,8 +1,11 @@
-"""A GitHub REST stand-in on pytest-httpx: issues with assignees, comments and labels.
+"""A GitHub REST stand-in on pytest-httpx: issues with assignees, comments and labels, and
+a repository's issues to open and list (newest first, filtered by labels, paged by
+`Link: rel="next"`).
 
 It keeps state, so a retry sees what an earlier attempt did, and it can fail chosen
 requests first (`fail`), to test retries, optionally after applying them (a timeout or
-500 on a write that took effect). Every request stays in `httpx_mock`.
+500 on a write that took effect). Every request stays in `httpx_mock`. As GitHub does, it
+drops assignees who may not be assigned (`unassignable`) without saying so.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import orjson
 from pytest_httpx import HTTPXMock
 
 _ISSUE = re.compile(r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)(?P<rest>/.*)?")
+_ISSUES = re.compile(r"/repos/(?P<repo>[^/]+/[^/]+)/issues")
 
 
 @dataclass
@@ -24,6 +28,8 @@ class Issue:
     assignees: list[str] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    title: str = ""
+    body: str = ""
 
 
 @dataclass
@@ -33,6 +39,7 @@ class GitHubStandIn:
     faults: list[tuple[str, str, httpx.Response | Exception, bool]] = field(
         default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)  # performer threads call in
+    unassignable: set[str] = field(default_factory=set)  # logins without push access
 
     def install(self, httpx_mock: HTTPXMock) -> GitHubStandIn:
         httpx_mock.add_callback(self._handle, url=re.compile(re.escape(self.base) + ".*"),
@@ -61,7 +68,14 @@ class GitHubStandIn:
                     return answer
             return self._apply(request)
 
+    def opened(self, repo: str) -> list[Issue]:
+        """Return the repository's issues in the order they were opened."""
+        return [issue for (name, _), issue in sorted(self.issues.items()) if name == repo]
+
     def _apply(self, request: httpx.Request) -> httpx.Response:
+        listing = _ISSUES.fullmatch(request.url.path)
+        if listing is not None:
+            return self._issues(request, listing["repo"])
         match = _ISSUE.fullmatch(request.url.path)
         if match is None or (match["repo"], int(match["n"])) not in self.issues:
             return httpx.Response(404, json={"message": "Not Found"})
@@ -88,6 +102,34 @@ class GitHubStandIn:
             issue.labels += [x for x in body["labels"] if x not in issue.labels]
             return httpx.Response(200, json=[{"name": x} for x in issue.labels])
         return httpx.Response(404, json={"message": f"no route {method} {rest}"})
+
+    def _issues(self, request: httpx.Request, repo: str) -> httpx.Response:
+        """POST opens an issue (201, the issue); GET lists them newest first."""
+        if request.method == "POST":
+            body = orjson.loads(request.content)
+            number = max((n for name, n in self.issues if name == repo), default=0) + 1
+            self.issues[(repo, number)] = Issue(
+                [a for a in body.get("assignees", []) if a not in self.unassignable], [],
+                list(body.get("labels", [])), body["title"], body.get("body") or "")
+            return httpx.Response(201, json=self._listed(repo, number))
+        params = request.url.params
+        wanted = [x for x in params.get("labels", "").split(",") if x]
+        numbers = sorted((n for (name, n), issue in self.issues.items() if name == repo
+                          and all(x in issue.labels for x in wanted)), reverse=True)
+        size, page = int(params.get("per_page", "30")), int(params.get("page", "1"))
+        shown = numbers[(page - 1) * size:page * size]
+        headers = {}
+        if len(numbers) > page * size:
+            later = request.url.copy_merge_params({"page": str(page + 1)})
+            headers["Link"] = f'<{later}>; rel="next"'
+        return httpx.Response(200, json=[self._listed(repo, n) for n in shown],
+                              headers=headers)
+
+    def _listed(self, repo: str, number: int) -> dict[str, Any]:
+        issue = self.issues[(repo, number)]
+        return {**self._json(issue), "number": number, "title": issue.title,
+                "body": issue.body,
+                "html_url": f"https://github.com/{repo}/issues/{number}"}
 
     @staticmethod
     def _json(issue: Issue) -> dict[str, Any]:

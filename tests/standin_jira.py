@@ -11,7 +11,9 @@ Answers come from two places, checked in this order:
    a `delay` holds the answer back to provoke a client timeout;
 2. a small in-memory Jira (`add_issue()`): read and assign the assignee, read and edit
    labels, list and add comments (with comment properties), look comments up by id with
-   `expand=properties`. Unknown issues get Jira's 404 body.
+   `expand=properties`, create issues (`POST /issue`, answering the new id and key) and
+   find them with `GET /search/jql` (`project = "K" AND labels = "L"`, the only JQL it
+   reads). Unknown issues get Jira's 404 body.
 
 `latency` holds every answer back that many seconds, as a real Jira's 100-500 ms do, and
 `max_in_flight` tells how many requests were ever being served at once.
@@ -83,6 +85,10 @@ class Issue:
     assignee: str | None = None
     labels: list[str] = field(default_factory=list)
     comments: list[dict[str, Any]] = field(default_factory=list)
+    summary: str = ""
+    description: str = ""
+    issue_type: str | None = None
+    properties: list[Any] = field(default_factory=list)
 
     def add_comment(self, comment_id: int, body: str, properties: list[Any]) -> dict[str, Any]:
         """Store a comment the way Jira returns it; properties only show when expanded."""
@@ -112,6 +118,7 @@ class JiraStandin:
         self._auth = _basic(email, token) if email and token else None
         self._lock = threading.Lock()
         self._next_comment = 10000
+        self._next_issue = 30000
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.standin = self
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
@@ -192,6 +199,15 @@ class JiraStandin:
         """Find an issue by id or key, as Jira's /issue/{issueIdOrKey} does."""
         found = self.issues.get(id_or_key)
         return found or next((i for i in self.issues.values() if i.key == id_or_key), None)
+
+    def created(self, project: str) -> list[Issue]:
+        """Return the issues created through the API in a project, oldest first."""
+        return [i for i in self.issues.values()
+                if i.key.startswith(f"{project}-") and i.issue_type is not None]
+
+    def next_issue_id(self) -> int:
+        self._next_issue += 1
+        return self._next_issue
 
     def next_comment_id(self) -> int:
         """Number comments the way Jira does: numeric strings, increasing."""
@@ -281,7 +297,43 @@ def _comment_list(jira: JiraStandin, match: re.Match[str], request: Recorded) ->
                        "isLast": len(values) == len(found), "values": values})
 
 
+def _create_issue(jira: JiraStandin, match: re.Match[str], request: Recorded) -> Reply:
+    """POST /issue {"fields": {...}, "properties": [...]}: 201 with the new id and key."""
+    body = request.json if isinstance(request.json, dict) else {}
+    fields = body.get("fields") if isinstance(body.get("fields"), dict) else {}
+    project = (fields.get("project") or {}).get("key")
+    missing = {name: f"{name} is required" for name in ("project", "summary", "issuetype")
+               if not fields.get(name)}
+    if missing:
+        return Reply(400, {"errorMessages": [], "errors": missing})
+    number = 1 + sum(1 for i in jira.issues.values() if i.key.startswith(f"{project}-"))
+    issue = jira.add_issue(f"{project}-{number}", str(jira.next_issue_id()),
+                           assignee=(fields.get("assignee") or {}).get("accountId"),
+                           labels=fields.get("labels") or [])
+    issue.summary, issue.description = fields["summary"], fields.get("description") or ""
+    issue.issue_type = fields["issuetype"].get("name")
+    issue.properties = list(body.get("properties") or [])
+    return Reply(201, {"id": issue.id, "key": issue.key, "self": f"{API}/issue/{issue.id}"})
+
+
+_JQL = re.compile(r'project = "(?P<project>[^"]+)" AND labels = "(?P<label>[^"]+)"')
+
+
+def _search_jql(jira: JiraStandin, match: re.Match[str], request: Recorded) -> Reply:
+    """GET /search/jql?jql=...: the issues of a project carrying a label."""
+    found = _JQL.fullmatch(request.query.get("jql", [""])[0])
+    if found is None:
+        return Reply(400, {"errorMessages": ["the stand-in reads only project and labels"]})
+    hits = [i for i in jira.issues.values() if i.key.startswith(f"{found['project']}-")
+            and found["label"] in i.labels]
+    return Reply(200, {"issues": [{"id": i.id, "key": i.key, "self": f"{API}/issue/{i.id}",
+                                   "fields": {"summary": i.summary}} for i in hits],
+                       "isLast": True})
+
+
 _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
+    ("POST", re.compile(rf"{API}/issue"), _create_issue),
+    ("GET", re.compile(rf"{API}/search/jql"), _search_jql),
     ("GET", re.compile(rf"{API}/issue/([^/]+)"), _get_issue),
     ("PUT", re.compile(rf"{API}/issue/([^/]+)"), _put_issue),
     ("PUT", re.compile(rf"{API}/issue/([^/]+)/assignee"), _put_assignee),

@@ -109,6 +109,9 @@ INVALID: dict[str, list[tuple[int, str]]] = {
     "missing_cto": [(1, "cto: missing required key 'cto'")],
     "owner_line_without_owner": [(7, "owners[0].owner: missing required key 'owner'")],
     "owner_line_without_name": [(10, "owners[1].name: missing required key 'name'")],
+    "reviews_without_project": [(9, "reviews.project: missing required key 'project'")],
+    "reviews_in_pagerduty": [
+        (9, "reviews.source: Input should be 'jira', 'linear' or 'github' (got 'pagerduty')")],
     # the file itself
     "duplicate_key": [(9, "not valid YAML: key 'cto' is given twice")],
     "yaml_syntax_error": [(5, "not valid YAML: expected ',' or '}', but got ':'")],

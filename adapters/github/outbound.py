@@ -19,6 +19,7 @@ import orjson
 
 from adapters import stdlib_http
 from adapters.base import (
+    Created,
     OutboundAction,
     Result,
     Stop,
@@ -34,6 +35,8 @@ USER_AGENT = "firstline"
 _MAX_REDIRECTS = 5
 API_VERSION = "2022-11-28"
 _KEY = re.compile(r"(?P<owner>[^/\s#]+)/(?P<repo>[^/\s#]+)#(?P<number>\d+)")
+_REPO = re.compile(r"[^/\s#]+/[^/\s#]+")
+_REVIEW_PAGES = 10  # 1,000 newest issues: where a retry looks for an earlier review
 _MAX_COMMENT_PAGES = 100  # 10,000 comments: past that the marker is not looked for
 _SECONDARY_WAIT = 60.0  # GitHub: "wait for at least one minute" when it names no time
 _RETRYABLE = frozenset({408, 429})
@@ -68,7 +71,8 @@ class GitHubOutbound:
         if handler is None:
             return Result("permanent", f"{_what(action)}: not a GitHub action")
         try:
-            result = handler(self, action, _issue_path(action))
+            path = _repo_path(action) if action.type == "file_review" else _issue_path(action)
+            result = handler(self, action, path)
         except Stop as stop:
             result = stop.result
         return self._scrubbed(result)
@@ -125,6 +129,48 @@ class GitHubOutbound:
         if not _has(names, label):
             return Result("permanent", f"{_what(action)}: GitHub did not add label {label}")
         return Result("ok", f"{_what(action)}: labelled {label}")
+
+    def _file_review(self, action: OutboundAction, path: str) -> Result:
+        """Open the review issue, assigned to `account`, unless an earlier attempt did: its
+        body carries the action's marker, looked for among the repository's newest issues
+        (with the review's labels). GitHub drops an assignee it may not assign without
+        saying so: that is a failure, naming the issue that was made."""
+        title = _required(action, action.title, "title")
+        tag = comment_marker(action.id)
+        found = None if action.first_try else self._find_review(action, path, tag)
+        if found is None:
+            body: dict[str, Any] = {"title": title, "body": f"{action.text or ''}\n\n{tag}",
+                                    "labels": list(action.labels)}
+            if action.account:
+                body["assignees"] = [action.account]
+            found = self._object(action, self._call(action, "POST", f"{path}/issues", body))
+        number = found.get("number")
+        created = Created(f"{path.removeprefix('/repos/')}#{number}",
+                          str(found.get("html_url") or "") or None)
+        if action.account and not _has(_logins(found.get("assignees")), action.account):
+            return Result("permanent", f"{_what(action)}: opened {created.key}, but GitHub did "
+                          f"not assign {action.account}: it drops assignees without push "
+                          "access to the repository", created=created)
+        return Result("ok", f"{_what(action)}: filed {created.key}", created=created)
+
+    def _find_review(self, action: OutboundAction, path: str, tag: str) -> dict[str, Any] | None:
+        """Return the issue whose body carries `tag`, among the newest issues, or None."""
+        query = "state=all&sort=created&direction=desc&per_page=100"
+        if action.labels:
+            query += "&labels=" + ",".join(action.labels)
+        url: str | None = f"{path}/issues?{query}"
+        for _ in range(_REVIEW_PAGES):
+            if url is None:
+                return None
+            response = self._call(action, "GET", url)
+            page = self._json(action, response)
+            for issue in page if isinstance(page, list) else ():
+                body = issue.get("body") if isinstance(issue, dict) else None
+                if isinstance(body, str) and tag in body:
+                    found: dict[str, Any] = issue
+                    return found
+            url = response.links.get("next", {}).get("url")
+        return None
 
     # -- helpers ------------------------------------------------------------------
 
@@ -280,6 +326,7 @@ _HANDLERS: dict[str, _Handler] = {
     "unassign": GitHubOutbound._unassign,
     "comment": GitHubOutbound._comment,
     "label": GitHubOutbound._label,
+    "file_review": GitHubOutbound._file_review,
 }
 
 
@@ -305,6 +352,15 @@ def _issue_path(action: OutboundAction) -> str:
         detail = f"{_what(action)}: not a GitHub item key (owner/repo#number)"
         raise Stop(Result("permanent", detail))
     return f"/repos/{found['owner']}/{found['repo']}/issues/{found['number']}"
+
+
+def _repo_path(action: OutboundAction) -> str:
+    """Turn the review's `owner/repo` (target.project) into `/repos/owner/repo`."""
+    repo = action.target.project or ""
+    if not _REPO.fullmatch(repo):
+        detail = f"{_what(action)}: {repo!r} is not a GitHub repository (owner/repo)"
+        raise Stop(Result("permanent", detail))
+    return f"/repos/{repo}"
 
 
 def _required(action: OutboundAction, value: str | None, field: str) -> str:

@@ -23,10 +23,13 @@ from jira import JIRA, JIRAError
 from jira.resilientsession import parse_error_msg
 
 from adapters.base import (
+    Created,
     OutboundAction,
     Result,
     Stop,
+    marker,
     retry_after_value,
+    review_label,
     scrubbed,
 )
 from adapters.jira.inbound import _account
@@ -121,6 +124,46 @@ class JiraOutbound:
         body = {"update": {"labels": [{"add": label}]}}
         self._call(action, "PUT", f"issue/{_issue(action)}", body=body)
         return Result("ok", f"{_what(action)}: labelled {label}")
+
+    def _file_review(self, action: OutboundAction) -> Result:
+        """Create the review issue in `target.project` (issue type `target.kind`), assigned
+        to `account`, unless an earlier attempt did. The issue carries the label
+        `firstline-review-<escalation>` and a `firstline` property naming the action; a
+        retry looks for the label with JQL. Jira's search is eventually consistent: a
+        retry within seconds of a create that timed out after Jira made the issue may not
+        see it yet (Jira offers no idempotency key to do better)."""
+        title = _required(action, action.title, "title")
+        project = _required(action, action.target.project, "project")
+        label = review_label(action)
+        key = None if action.first_try else self._find_review(action, project, label)
+        if key is None:
+            fields: dict[str, Any] = {
+                "project": {"key": project}, "summary": title,
+                "description": f"{action.text or ''}\n\n({marker(action.id)})",
+                "issuetype": {"name": action.target.kind or "Task"},
+                "labels": [*action.labels, label]}
+            if action.account:
+                fields["assignee"] = {"accountId": action.account}
+            body = {"fields": fields,
+                    "properties": [{"key": COMMENT_PROPERTY, "value": {"action": action.id}}]}
+            answer = _json(action, self._call(action, "POST", "issue", body=body))
+            key = answer.get("key") if isinstance(answer, dict) else None
+            if not isinstance(key, str) or not key:
+                raise Stop(Result("retryable", f"{_what(action)}: Jira did not say which "
+                                               "issue it created"))
+        created = Created(key, f"{self._server}/browse/{key}")
+        return Result("ok", f"{_what(action)}: filed {key}", created=created)
+
+    def _find_review(self, action: OutboundAction, project: str, label: str) -> str | None:
+        """Return the key of the project's issue carrying the review's label, or None."""
+        jql = f"project = {_quoted(project)} AND labels = {_quoted(label)}"
+        data = _json(action, self._call(action, "GET", "search/jql",
+                                        params={"jql": jql, "fields": "summary"}))
+        found = data.get("issues") if isinstance(data, dict) else None
+        for issue in found if isinstance(found, list) else ():
+            if isinstance(issue, dict) and isinstance(issue.get("key"), str):
+                return str(issue["key"])
+        return None
 
     # -- reads --------------------------------------------------------------------
 
@@ -274,6 +317,7 @@ _HANDLERS: dict[str, _Handler] = {
     "unassign": JiraOutbound._unassign,
     "comment": JiraOutbound._comment,
     "label": JiraOutbound._label,
+    "file_review": JiraOutbound._file_review,
 }
 
 
@@ -297,6 +341,11 @@ def _required(action: OutboundAction, value: str | None, field: str) -> str:
     if not value:
         raise Stop(Result("permanent", f"{_what(action)}: the action has no {field}"))
     return value
+
+
+def _quoted(value: str) -> str:
+    """Quote a value for JQL."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _json(action: OutboundAction, response: requests.Response) -> Any:

@@ -19,6 +19,7 @@ import orjson
 from pydantic import SecretStr
 
 from adapters.base import (
+    Created,
     OutboundAction,
     Result,
     Stop,
@@ -59,6 +60,17 @@ _ADD_LABEL = """mutation AddLabel($id: String!, $labelId: String!) {
   issueUpdate(id: $id, input: {addedLabelIds: [$labelId]}) {
     success issue { id labels(first: 100) { nodes { id name } } }
   }
+}"""
+
+
+_TEAM_BY_KEY = """query TeamByKey($key: String!) {
+  teams(filter: {key: {eq: $key}}, first: 1) { nodes { id key } }
+}"""
+_FIND_ISSUE = """query FindIssue($id: ID!) {
+  issues(filter: {id: {eq: $id}}, includeArchived: true) { nodes { id identifier url } }
+}"""
+_CREATE_ISSUE = """mutation CreateIssue($input: IssueCreateInput!) {
+  issueCreate(input: $input) { success issue { id identifier url } }
 }"""
 
 
@@ -157,6 +169,44 @@ class LinearOutbound:
                                             "Linear did not confirm the label"))
         return Result("ok", f"linear: labelled {action.target.key} {name}")
 
+    def _file_review(self, action: OutboundAction) -> Result:
+        """Create the review issue in the team `target.project` (its key), assigned to
+        `account`, with the team's labels (created if missing), unless an earlier attempt
+        did: the issue's id is derived from the action (`issue_id`), so a retry asks for
+        exactly that issue."""
+        title = _required(action.title, action, "a title")
+        team_key = _required(action.target.project, action, "a team")
+        issue = issue_id(action)
+        found = None if action.first_try else self._found_issue(action, issue)
+        if found is None:
+            team = self._team(action, team_key)
+            labels = [self._team_label(action, team, name)
+                      or self._create_label(action, team, name) for name in action.labels]
+            fields: dict[str, Any] = {"id": issue, "teamId": team, "title": title,
+                                      "description": action.text or "", "labelIds": labels}
+            if action.account:
+                fields["assigneeId"] = action.account
+            data = self._call(action, _CREATE_ISSUE, {"input": fields})
+            found = _get(data, "issueCreate", "issue")
+            if _get(data, "issueCreate", "success") is not True or _get(found, "id") != issue:
+                raise Stop(Result("retryable", f"linear: file_review in {team_key}: Linear "
+                                               "did not confirm the issue"))
+        created = Created(str(_get(found, "identifier") or issue), _get(found, "url"))
+        return Result("ok", f"linear: filed {created.key}", created=created)
+
+    def _found_issue(self, action: OutboundAction, issue: str) -> dict[str, Any] | None:
+        """Return the issue with this id (archived too) if it exists."""
+        nodes = _nodes(_get(self._call(action, _FIND_ISSUE, {"id": issue}), "issues"))
+        return nodes[0] if nodes else None
+
+    def _team(self, action: OutboundAction, key: str) -> str:
+        """Return the id of the team with this key."""
+        nodes = _nodes(_get(self._call(action, _TEAM_BY_KEY, {"key": key}), "teams"))
+        team = _get(nodes[0], "id") if nodes else None
+        if not isinstance(team, str):
+            raise Stop(Result("permanent", f"linear: file_review: no team with key {key!r}"))
+        return team
+
     # -- steps ----------------------------------------------------------------------
 
     def _comment_exists(self, action: OutboundAction, comment: str) -> bool:
@@ -237,6 +287,7 @@ _STEPS: dict[str, Callable[[LinearOutbound, OutboundAction], Result]] = {
     "unassign": LinearOutbound._unassign,
     "comment": LinearOutbound._comment,
     "label": LinearOutbound._label,
+    "file_review": LinearOutbound._file_review,
 }
 
 
@@ -253,6 +304,13 @@ def comment_id(action: OutboundAction) -> str:
     in the comment, and HTML comments in Linear's markdown are not documented as hidden.
     """
     digest = hashlib.sha256(f"{marker(action.id)}:{action.target.id}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def issue_id(action: OutboundAction) -> str:
+    """Return the id a review issue for this action gets, so a retry can look it up:
+    `issueCreate` takes a client-chosen UUID v4 id, as `commentCreate` does."""
+    digest = hashlib.sha256(f"{marker(action.id)}:{action.target.id}:issue".encode()).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 

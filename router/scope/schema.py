@@ -230,11 +230,13 @@ class Paging(Strict):
 
 
 class Reviews(Strict):
-    """Where review checklists are filed as tickets (optional)."""
+    """Where review checklists are filed as tickets when an escalation resolves (optional):
+    a Jira project key, a Linear team key or a GitHub `owner/repo`."""
 
-    source: Literal["jira", "linear", "github"] | None = None
-    project: str | None = None
+    source: Literal["jira", "linear", "github"]
+    project: str = Field(min_length=1)
     labels: StrList = []
+    issue_type: str = "Task"  # Jira only: the issue type the ticket is created as
 
 
 class ScopeNote(Strict):

@@ -28,6 +28,7 @@ from router.db.engine import writer_turn, xact_lock
 from router.db.ledger import DbLedger, Origin
 from router.db.notify import OUTBOX, notify
 from router.db.tables import inbox, timers
+from router.reviews.filing import file_reviews
 from router.scope.load import Scope
 from router.work.metrics import Metrics
 from router.work.normalize import parse_delivery
@@ -187,7 +188,7 @@ class Worker:
             ledger.record(parsed, decision, history, now, origin)
             done.append(row.id)
             tally.decided(decision.outcome, now - row.received_at)
-        ledger.flush()
+        _flush(ledger, now)
         tally.queued += ledger.queued
         if done:
             conn.execute(_DONE, {"b_ids": done, "b_at": now})  # one statement, not one per row
@@ -204,7 +205,7 @@ class Worker:
                     decision, history = self._decision(ledger, scope, event, now)
                     ledger.record(event, decision, history, now,
                                   Origin(inbox_id=row.id, delivery_id=row.delivery_id))
-                    ledger.flush()
+                    _flush(ledger, now)
                     conn.execute(_DONE, {"b_ids": [row.id], "b_at": now})
                 tally.decided(decision.outcome, now - row.received_at)
                 tally.queued += ledger.queued
@@ -244,7 +245,7 @@ class Worker:
             ledger.record(event, decision, history, row.due_at, Origin(timer_key=key))
             tally.timers_fired += 1
             tally.count(decision.outcome)
-        ledger.flush()
+        _flush(ledger, now)
         tally.queued += ledger.queued
         return len(rows)
 
@@ -253,6 +254,17 @@ class Worker:
         item = event.item
         history = ledger.history(item.source, item.id, now) if item else History()
         return decide(event, scope, history, now), history
+
+
+def _flush(ledger: DbLedger, now: datetime) -> None:
+    """Write the ledger's buffered rows, then queue the review tickets of the escalations
+    they resolved (the reviews read those rows)."""
+    ledger.flush()
+    if ledger.resolved:
+        filed = file_reviews(ledger.conn, ledger.scope, ledger.resolved, now)
+        ledger.resolved.clear()
+        if ledger.scope.mode == "enforce":
+            ledger.queued += len(filed)
 
 
 # Built once: building a statement and its cache key cost about as much as running it.
