@@ -1,16 +1,12 @@
-"""Linking and reading `since`: pure pieces of the review, one table row per case, on items
-of real payloads."""
+"""Linking: which items name which, one table row per case, on items of real payloads."""
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from router.core.model import WorkItem
-from router.core.since import parse_since
 from router.reviews.links import names, references
 from tests.support import fixture_item
 
@@ -54,25 +50,3 @@ def test_references_are_the_item_names_a_text_holds(item: WorkItem, expected: se
 def test_a_name_counts_only_as_a_whole_word(said: str, item: WorkItem, named: bool) -> None:
     assert names(said, item) is named
 
-
-BERLIN = ZoneInfo("Europe/Berlin")
-
-
-@pytest.mark.parametrize(("given", "expected"), [
-    ("2026-12-01", datetime(2026, 11, 30, 23, 0, tzinfo=UTC)),
-    ("2026-07-01", datetime(2026, 6, 30, 22, 0, tzinfo=UTC)),
-    ("2026-12-01T09:00:00+01:00", datetime(2026, 12, 1, 8, 0, tzinfo=UTC)),
-    ("2026-12-01T09:00:00Z", datetime(2026, 12, 1, 9, 0, tzinfo=UTC)),
-])
-def test_since_is_a_time_or_local_midnight(given: str, expected: datetime) -> None:
-    assert parse_since(given, BERLIN) == expected
-
-
-@pytest.mark.parametrize(("given", "words"), [
-    ("yesterday", "give a date (YYYY-MM-DD) or a time with an offset"),
-    ("2026-13-01", "give a date (YYYY-MM-DD)"),
-    ("2026-12-01T09:00:00", "give the time an offset"),
-])
-def test_a_bad_since_says_what_to_give(given: str, words: str) -> None:
-    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
-        parse_since(given, BERLIN)

@@ -351,13 +351,14 @@ def test_the_read_commands_refuse_bad_input_in_one_line(db_url: str, tmp_path: P
     for args in (["escalations"], ["review", "1"]):
         run = subprocess.run([sys.executable, "-m", "router.cli", *args], env=nowhere,
                              cwd=elsewhere, capture_output=True, text=True, timeout=120)
-        assert (run.returncode, run.stderr) == (
-            1, "firstline: no database at ./firstline.db (set FIRSTLINE_DATABASE_URL)\n")
+        assert run.returncode == 1 and run.stderr.count("\n") == 1
+        assert run.stderr.startswith(f"firstline: no database at {elsewhere / 'firstline.db'}: "
+                                     "set FIRSTLINE_DATABASE_URL")
     assert list(elsewhere.iterdir()) == []  # a read command creates no database
     env = {**nowhere, "FIRSTLINE_DATABASE_URL": db_url}
     bad_since = cli(env, "escalations", "--since", "yesterday")
     assert bad_since.returncode == 1 and bad_since.stderr.count("\n") == 1
-    assert "--since 'yesterday': give a date (YYYY-MM-DD)" in bad_since.stderr
+    assert "--since 'yesterday' is not a date or time" in bad_since.stderr
     empty = cli(env, "escalations", "--json")
     assert (empty.returncode, empty.stdout) == (0, "")
     not_a_number = cli(env, "review", "one")
