@@ -9,7 +9,9 @@ questions of which the seventh is deferred past the 6 h cap.
 
 Then the note switches to enforce and one more real delivery arrives (a GitHub issue
 support assigned to the CTO): its actions go to a GitHub stand-in that does not know
-the issue, answers 404, and the actions are dead: what the retry button is for.
+the issue, answers 404, and the actions are dead: what the retry button is for. The
+first batch decided under the enforce-mode note closes the week's escalations: their
+pages were shadow actions, never sent (page state `shadow`).
 """
 
 from __future__ import annotations

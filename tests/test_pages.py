@@ -171,8 +171,8 @@ def test_the_week_shows_hours_escalations_hand_backs_deferrals_and_health(site: 
     assert svg and 'role="img"' in svg.group(0) and "<script" not in page.split("<svg")[1]
     assert "<tr><th scope=\"row\">2026-11-16</th><td>10 h</td><td>6 h</td><td>yes</td></tr>" \
         in page
-    open_part = section(page, "open")
-    assert open_part.count('href="/escalations/') == 7 and "OPS-1, OPS-2" in open_part
+    # The week's escalations were shadow pages: the switch to enforce closed them.
+    assert "<p>None open.</p>" in section(page, "open")
     back = section(page, "handed-back")
     assert "OPS-3" in back and "support-lead" in back
     assert "Codertocat/Hello-World#42" in back and "ana-support" in back
@@ -260,9 +260,11 @@ def test_a_decision_shows_item_reason_evidence_actions_and_its_link(site: Site) 
 
 def test_escalations_list_and_detail(site: Site) -> None:
     login(site.client, OPERATOR)
-    listed = site.client.get("/escalations", params={"state": "open"}).text
+    listed = site.client.get("/escalations", params={"state": "closed"}).text
     found = re.search(r'<a href="/escalations/(\d+)">\d+</a></td><td>revenue-path</td>', listed)
-    assert found and listed.count('<tr class="status-open">') == 7
+    assert found and listed.count('<tr class="status-closed">') == 7
+    assert site.client.get("/escalations", params={"state": "open"}).text.count(
+        '<tr class="status-open">') == 0
     assert site.client.get("/escalations", params={"state": "resolved"}).text.count(
         '<tr class="status-resolved">') == 1
     page = site.client.get(f"/escalations/{found.group(1)}").text

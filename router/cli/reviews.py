@@ -49,7 +49,7 @@ def add_commands(sub: Any) -> None:
 def cmd_escalations(args: argparse.Namespace) -> int:
     """List escalations, newest first, with their page's state."""
     from router.core.durations import parse_since
-    from router.reviews.escalations import Filter, list_escalations
+    from router.db.reads.escalations import Filter, describe, list_escalations
 
     with _reading(args) as (conn, scope):
         try:
@@ -58,8 +58,9 @@ def cmd_escalations(args: argparse.Namespace) -> int:
             raise ReadError(f"--since {exc}") from None
         if args.limit < 1:
             raise ReadError(f"--limit {args.limit}: give 1 or more")
-        found, more = list_escalations(conn, Filter(args.state, args.trigger, args.page,
-                                                    since, args.limit, args.cursor))
+        rows, more = list_escalations(conn, Filter(args.state, args.trigger, args.page,
+                                                   since, args.limit, args.cursor))
+        found = describe(conn, rows)
     if args.json:
         for escalation in found:
             print(dumps(escalation))

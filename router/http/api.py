@@ -16,10 +16,11 @@ from sqlalchemy import Engine
 from router.core.durations import parse_since
 from router.core.model import OUTCOMES, SOURCES
 from router.db.reads import decisions as decision_reads
+from router.db.reads import escalations as escalation_reads
 from router.db.reads.decisions import DecisionFilter
+from router.db.reads.escalations import Filter
 from router.reviews.checklist import UnknownEscalation, build_review
 from router.reviews.checklist_render import review_json, review_markdown
-from router.reviews.escalations import Filter, list_escalations, one_escalation
 from router.scope.load import Scope
 from router.settings import Settings
 
@@ -91,16 +92,17 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
         if problems := wanted.problems():
             raise HTTPException(400, "; ".join(problems))
         with engine.connect() as conn:
-            found, more = list_escalations(conn, wanted)
+            rows, more = escalation_reads.list_escalations(conn, wanted)
+            found = escalation_reads.describe(conn, rows)
         return {"items": found, "next_cursor": str(more) if more is not None else None}
 
     @api.get("/escalations/{escalation_id}")
     def get_escalation(escalation_id: int) -> dict[str, Any]:
         with engine.connect() as conn:
-            found = one_escalation(conn, escalation_id)
-        if found is None:
-            raise HTTPException(404, f"no escalation {escalation_id}")
-        return found
+            row = escalation_reads.escalation(conn, escalation_id)
+            if row is None:
+                raise HTTPException(404, f"no escalation {escalation_id}")
+            return escalation_reads.describe(conn, [row])[0]
 
     @api.get("/escalations/{escalation_id}/review", response_model=None)
     def get_review(escalation_id: int, accept: Annotated[str | None, Header()] = None) \

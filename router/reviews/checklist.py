@@ -19,8 +19,9 @@ from sqlalchemy import Connection, select
 from router.core.decide import effective_owner
 from router.core.model import WorkItem
 from router.db.item_json import item_from_json
-from router.db.tables import decisions, escalation_items, escalations, items, outbox
-from router.reviews.escalations import review_state
+from router.db.reads import escalations as escalation_reads
+from router.db.reads.escalations import review_state
+from router.db.tables import decisions, items, outbox
 from router.reviews.links import linked_items
 from router.reviews.timeline import Line, Subject, item_timeline
 from router.scope.load import Scope
@@ -92,7 +93,7 @@ class Review:
 
 def build_review(conn: Connection, scope: Scope, escalation_id: int, now: datetime) -> Review:
     """Return the review of one escalation; raise UnknownEscalation for an unknown id."""
-    esc = conn.execute(select(escalations).where(escalations.c.id == escalation_id)).first()
+    esc = escalation_reads.escalation(conn, escalation_id)
     if esc is None:
         raise UnknownEscalation(f"no escalation {escalation_id}")
     missing: list[str] = []
@@ -135,10 +136,8 @@ Member = tuple[tuple[str, str, set[str]], WorkItem | None]
 
 def _members(conn: Connection, esc_id: int, missing: list[str]) -> list[Member]:
     """Return the escalation's items: (source, id, keys stored under) and the newest state."""
-    rows = conn.execute(select(escalation_items).where(
-        escalation_items.c.escalation_id == esc_id).order_by(escalation_items.c.joined_at))
     out: list[Member] = []
-    for row in rows:
+    for row in escalation_reads.members(conn, [esc_id])[esc_id]:
         state = conn.execute(select(items.c.key, items.c.state).where(
             items.c.source == row.source, items.c.item_id == row.item_id)).first()
         keys = {row.item_key} | ({state.key} if state is not None else set())

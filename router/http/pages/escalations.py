@@ -12,8 +12,6 @@ from router.http.pages.auth import Viewer
 from router.http.pages.render import Pages
 
 PAGE_SIZE = 50
-STATES = ("open", "resolved")
-PAGE_STATE = {"done": "sent", "pending": "pending", "dead": "dead", "shadow": "shadow"}
 
 
 def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
@@ -22,14 +20,14 @@ def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
     @router.get("/escalations", response_class=HTMLResponse)
     def list_page(request: Request, who: Annotated[Viewer, Depends(viewer)],
                   state: str | None = None, before: int | None = None) -> Response:
-        if state is not None and state not in STATES:
+        if state is not None and state not in reads.STATES:
             state = None
         with pages.engine.connect() as conn:
-            rows = reads.list_escalations(conn, PAGE_SIZE + 1, state=state, before=before)
-            members = reads.members(conn, [r.id for r in rows[:PAGE_SIZE]])
+            rows, older = reads.list_escalations(
+                conn, reads.Filter(state=state, limit=PAGE_SIZE, cursor=before))
+            members = reads.members(conn, [r.id for r in rows])
         return pages.render(request, "escalations.html", who, {
-            "rows": [(r, members[r.id]) for r in rows[:PAGE_SIZE]], "state": state,
-            "older": rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None})
+            "rows": [(r, members[r.id]) for r in rows], "state": state, "older": older})
 
     @router.get("/escalations/{escalation_id}", response_class=HTMLResponse)
     def detail_page(request: Request, escalation_id: int,
@@ -42,11 +40,10 @@ def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
             opened_by = decision_reads.decision(conn, row.decision_id)
             actions = reads.escalation_actions(conn, row, items)
             briefs = decision_reads.item_briefs(conn, [(m.source, m.item_id) for m in items])
-        pages_sent = [a for a in actions if a.type == "page"]
         return pages.render(request, "escalation.html", who, {
             "e": row, "items": items, "briefs": briefs, "d": opened_by,
             "evidence": orjson.loads(opened_by.evidence) if opened_by else {},
             "actions": [(a, orjson.loads(a.action)) for a in actions],
-            "page_state": PAGE_STATE.get(pages_sent[0].status) if pages_sent else None,
+            "page_state": row.page_state,
             "checklist": None})
 
