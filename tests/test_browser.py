@@ -87,6 +87,20 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(page.shots / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
 
+def print_checklist(page: Page) -> None:
+    """Print the escalation page: only its review checklist, on one A4 page."""
+    page.emulate_media(media="print")
+    try:
+        for hidden in ("header.top", "#actions-h", "#page-h", "#items-h", "#review-h"):
+            expect(page.locator(hidden)).to_be_hidden()
+        expect(page.locator("#checklist")).to_be_visible()
+        pdf = page.pdf(prefer_css_page_size=True, print_background=False)
+    finally:
+        page.emulate_media(media="screen")
+    (page.shots / "05-checklist.pdf").write_bytes(pdf)  # type: ignore[attr-defined]
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 1, "the checklist takes one page"
+
+
 def series_in(page: Page, selector: str) -> int:
     """Count the distinct pygal series drawn in the SVG under `selector`."""
     return int(page.eval_on_selector(selector, """svg => new Set(
@@ -126,8 +140,13 @@ def test_a_session_in_the_browser(served: dict[str, Any], page: Page) -> None:
     page.locator("#escalations tr", has_text="revenue-path").locator("a").first.click()
     expect(page.locator("h1")).to_contain_text("revenue-path")
     expect(page.locator("main")).to_contain_text("OPS-2")
-    expect(page.locator("#review")).to_be_visible()
+    expect(page.locator("#page-state")).to_have_text("shadow")
+    expect(page.locator("#checklist h3")).to_contain_text("Review of escalation")
+    expect(page.locator("#timeline tbody tr.source-jira").first).to_contain_text("OPS-1")
+    expect(page.locator("#timeline tbody tr.source-firstline").last).to_contain_text(
+        "escalation closed")
     shot(page, "05-escalation")
+    print_checklist(page)
 
     page.click("nav >> text=Scope note")
     note = served["seeded"].enforce_rules.read_text()

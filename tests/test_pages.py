@@ -14,10 +14,14 @@ from fastapi.testclient import TestClient
 from pytest_httpx import HTTPXMock
 from sqlalchemy import Engine, select
 
+from adapters import github
 from router.db.outbox import claim
-from router.db.tables import outbox
+from router.db.tables import escalations, outbox
+from router.reviews.filing import file_reviews
+from router.scope.load import load_scope
 from router.scope.schema import OwnerLine
 from router.service import build_service
+from router.work.outbox import Performer
 from tests.dashboard_seed import CLOCK, GITHUB_API, Seeded, seed, settings
 from tests.standin_github import GitHubStandIn
 
@@ -267,12 +271,60 @@ def test_escalations_list_and_detail(site: Site) -> None:
         '<tr class="status-open">') == 0
     assert site.client.get("/escalations", params={"state": "resolved"}).text.count(
         '<tr class="status-resolved">') == 1
+    assert '<span class="badge page-shadow">shadow</span>' in listed
     page = site.client.get(f"/escalations/{found.group(1)}").text
     assert "firstline/revenue-path/OPS" in page and "OPS-1" in page and "OPS-2" in page
     assert "label checkout" in page  # the trigger's evidence: the predicate that held
-    assert '<section aria-labelledby="review-h" id="review"' in page
+    assert 'id="page-state">shadow</span> never sent: shadow mode' in page
     assert "Outbox actions" in page and "page" in page
     assert site.client.get("/escalations/999").status_code == 404
+
+
+def test_the_escalation_page_shows_the_review_checklist_firstline_review_builds(
+        site: Site) -> None:
+    login(site.client, OPERATOR)
+    listed = site.client.get("/escalations", params={"state": "closed"}).text
+    found = re.search(r'<a href="/escalations/(\d+)">\d+</a></td><td>revenue-path</td>', listed)
+    assert found
+    review = site.client.get(f"/api/v1/escalations/{found.group(1)}/review", headers={
+        "Authorization": f"Bearer {OPERATOR}", "Accept": "application/json"}).json()
+    page = site.client.get(f"/escalations/{found.group(1)}").text
+    checklist = page.split('<article class="checklist" id="checklist">')[1].split("</article>")[0]
+    assert f"Review of escalation {review['id']}: Payments, signups" in checklist
+    timeline = re.findall(r'<tr class="source-(\w+)"><td>[^<]+</td><td>\w+</td><td>([^<]+)',
+                          checklist)
+    assert timeline == [(ln["source"], ln["key"]) for ln in review["timeline"]]
+    assert {"jira", "firstline"} <= {source for source, _ in timeline}  # merged, all tools
+    assert "escalation closed: its page never reached the CTO (shadow mode)" in checklist
+    assert 'id="checklist-page">never sent: shadow mode' in checklist
+    for question in review["questions"] + review["prevention"]:
+        assert f"{question}" in checklist
+    assert "review ticket</dt><dd>none yet" in page
+
+
+def test_a_filed_review_ticket_is_linked_from_its_escalation(site: Site, tmp_path: Path) -> None:
+    rules = tmp_path / "scope-reviews.yaml"
+    rules.write_text(site.seeded.enforce_rules.read_text()
+                     + "reviews: {source: github, project: acme/reviews}\n")
+    with site.engine.begin() as conn:  # as the worker files it when the escalation resolves
+        resolved = conn.execute(select(escalations.c.id, escalations.c.decision_id)
+                                .where(escalations.c.status == "resolved")).one()
+        file_reviews(conn, load_scope(rules)[0], [(resolved.id, resolved.decision_id)], CLOCK)
+    login(site.client, OPERATOR)
+    queued = site.client.get(f"/escalations/{resolved.id}").text
+    assert 'review ticket</dt><dd>not filed yet <span class="badge">pending</span>' in queued
+    performer = Performer(site.engine, lambda: {"github": github.outbound(
+        settings("sqlite://", site.seeded.enforce_rules))}, clock=lambda: CLOCK,
+        sleep=lambda _s: None)
+    try:
+        performer.drain()
+    finally:
+        performer.close()
+    filed = site.client.get(f"/escalations/{resolved.id}").text
+    link = ('<a id="review-ticket" href="https://github.com/acme/reviews/issues/1" '
+            'rel="noreferrer noopener" target="_blank">acme/reviews#1</a>')
+    assert filed.count(link) == 2  # the page's facts and the checklist's
+    assert '<span class="badge">filed</span>' in filed
 
 
 def test_the_scope_page_and_a_what_if_that_changes_two_decisions(site: Site) -> None:

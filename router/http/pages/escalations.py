@@ -1,4 +1,5 @@
-"""Escalations: the list, and one escalation with its items, evidence, page and actions."""
+"""Escalations: the list, and one escalation with its items, evidence, page, actions and
+review checklist (router.reviews.checklist, as `firstline review` builds it)."""
 
 from typing import Annotated, Any
 
@@ -10,6 +11,8 @@ from router.db.reads import decisions as decision_reads
 from router.db.reads import escalations as reads
 from router.http.pages.auth import Viewer
 from router.http.pages.render import Pages
+from router.reviews.checklist import build_review
+from router.reviews.checklist_render import PAGE_WORDS
 
 PAGE_SIZE = 50
 
@@ -40,10 +43,10 @@ def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
             opened_by = decision_reads.decision(conn, row.decision_id)
             actions = reads.escalation_actions(conn, row, items)
             briefs = decision_reads.item_briefs(conn, [(m.source, m.item_id) for m in items])
+            review = build_review(conn, pages.scope(), row.id, pages.clock())
         return pages.render(request, "escalation.html", who, {
             "e": row, "items": items, "briefs": briefs, "d": opened_by,
             "evidence": orjson.loads(opened_by.evidence) if opened_by else {},
             "actions": [(a, orjson.loads(a.action)) for a in actions],
-            "page_state": row.page_state,
-            "checklist": None})
+            "review": review, "page_words": PAGE_WORDS})
 
