@@ -241,11 +241,13 @@ def test_the_migration_gives_existing_escalations_their_page_state(empty_db_url:
     assert rows[2].page_sent_at == done_at and rows[1].closed_at is not None
 
 
-def test_a_running_serve_reloaded_by_sighup_pages_the_next_trigger(
-        tmp_path: Path, db_url: str) -> None:
-    """`firstline serve` in shadow mode, `kill -HUP` after switching the note to enforce:
-    the next trigger queues a real page. No routing key is configured, so it dies at
-    once, and the escalation says so; `firstline escalations` shows both."""
+@pytest.mark.parametrize("switch", ["sighup", "restart"])
+def test_a_running_serve_switched_to_enforce_pages_the_next_trigger(
+        switch: str, tmp_path: Path, db_url: str) -> None:
+    """`firstline serve` in shadow mode; the note switched to enforce by `kill -HUP`, or
+    by stopping serve and starting it again: the next trigger queues a real page. No
+    routing key is configured, so it dies at once, and the escalation says so;
+    `firstline escalations` shows both."""
     import os
     import signal
     import subprocess
@@ -256,27 +258,35 @@ def test_a_running_serve_reloaded_by_sighup_pages_the_next_trigger(
     from tests.test_serve import TOKEN, running, start
     from tests.vendors import SECRETS, signed_headers
 
-    serve = start(tmp_path, db_url, FIRSTLINE_JIRA_WEBHOOK_SECRET=SECRETS["jira"])
+    def deliver(serve: Any, name: str) -> None:
+        body = (EXAMPLES / "jira" / f"{name}.json").read_bytes()
+        answer = httpx.post(f"{serve.base}/webhooks/jira", content=body,
+                            headers=signed_headers("jira", body, delivery_id=name))
+        assert answer.status_code == 202, answer.text
+
+    def listed(serve: Any, count: int, newest_page: str) -> list[dict[str, Any]] | None:
+        found = serve.api("/api/v1/escalations")["items"]
+        return found if len(found) == count and found[0]["page"]["state"] == newest_page \
+            else None
+
+    def page_ops2(serve: Any) -> list[dict[str, Any]]:
+        deliver(serve, "OPS-2.checkout")
+        return eventually(lambda: listed(serve, 2, "dead"), "OPS-2's own page, dead")
+
+    secret = {"FIRSTLINE_JIRA_WEBHOOK_SECRET": SECRETS["jira"]}
+    serve = start(tmp_path, db_url, **secret)
     with running(serve):
-        def deliver(name: str) -> None:
-            body = (EXAMPLES / "jira" / f"{name}.json").read_bytes()
-            answer = httpx.post(f"{serve.base}/webhooks/jira", content=body,
-                                headers=signed_headers("jira", body, delivery_id=name))
-            assert answer.status_code == 202, answer.text
-
-        def listed(count: int, newest_page: str) -> list[dict[str, Any]] | None:
-            found = serve.api("/api/v1/escalations")["items"]
-            return found if len(found) == count and found[0]["page"]["state"] == newest_page \
-                else None
-
-        deliver("OPS-1.checkout")
-        eventually(lambda: listed(1, "shadow"), "the shadow escalation")
-        write_rules(serve.rules, "enforce")
-        os.kill(serve.process.pid, signal.SIGHUP)
-        eventually(lambda: "scope note reloaded" in serve.log.read_text(),
-                   "serve reloading the note")
-        deliver("OPS-2.checkout")
-        dead, shadow = eventually(lambda: listed(2, "dead"), "OPS-2's own page, dead")
+        deliver(serve, "OPS-1.checkout")
+        eventually(lambda: listed(serve, 1, "shadow"), "the shadow escalation")
+        if switch == "sighup":
+            write_rules(serve.rules, "enforce")
+            os.kill(serve.process.pid, signal.SIGHUP)
+            eventually(lambda: "scope note reloaded" in serve.log.read_text(),
+                       "serve reloading the note")
+            dead, shadow = page_ops2(serve)
+    if switch == "restart":  # running() stopped it as a supervisor does (SIGTERM)
+        with running(start(tmp_path, db_url, mode="enforce", **secret)) as serve:
+            dead, shadow = page_ops2(serve)
     assert (shadow["status"], shadow["page"]["state"]) == ("closed", "shadow")
     assert dead["status"] == "closed" and [i["key"] for i in dead["items"]] == ["OPS-2"]
     assert "FIRSTLINE_PAGERDUTY_ROUTING_KEY is not set" in dead["page"]["error"]
