@@ -39,7 +39,7 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_escalations)
 
     p = sub.add_parser("review", help="print an escalation's post-incident review checklist")
-    p.add_argument("id", type=int, metavar="ESCALATION_ID")
+    p.add_argument("id", type=int, metavar="ESCALATION_ID", help="the escalation's id")
     p.add_argument("--rules", help="scope note (default: FIRSTLINE_RULES or ./scope.yaml)")
     p.add_argument("--format", choices=["md", "json"], default="md",
                    help="Markdown (default) or the JSON object")
