@@ -13,8 +13,9 @@ scripts/pg-test-server, durable defaults):
    line) spread over the 30 days up to now, stored in the inbox and decided by the real
    worker a day at a time, its clock at the end of each day (so hours, escalations and
    timers fall where they would);
-2. serve: `firstline serve --no-worker` (the HTTP side alone, one uvicorn process) on
-   127.0.0.1 with the example scope note;
+2. serve: `firstline serve` on 127.0.0.1 with the example scope note (on PostgreSQL
+   `--no-worker`, the HTTP side alone; SQLite serves one process, whose worker then
+   finds everything decided);
 3. measure: log in through the form, then `--rounds` sequential requests per URL
    (after 3 unmeasured) over one keep-alive connection, each page and its API twin
    alternating so load drifts hit both alike; p50 and p95 of the wall time per request,
@@ -131,7 +132,8 @@ def serve(work: Path, db_url: str) -> Iterator[str]:
     port = free_port()
     log = work / "serve.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(BIN / "firstline"), "serve", "--no-worker", "--host",
+        alone = [] if db_url.startswith("sqlite") else ["--no-worker"]
+        proc = subprocess.Popen([str(BIN / "firstline"), "serve", *alone, "--host",
                                  "127.0.0.1", "--port", str(port)], env=env, cwd=work,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
