@@ -11,11 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from vendors import SECRETS, VENDOR, signed_headers
 
-from router.db.engine import make_engine, upgrade
+from router.db.engine import alembic_config, make_engine, upgrade
 from router.db.tables import inbox
 from router.http.app import clients_detail, create_app
 from router.settings import Settings
@@ -48,6 +49,34 @@ def test_readyz_fails_until_migrations_are_applied(empty_db_url: str) -> None:
         assert "pending migrations" in response.json()["detail"]
         upgrade(empty_db_url)
         assert c.get("/readyz").status_code == 200
+
+
+def stamp(url: str, revision: str) -> None:
+    """Set the database's recorded migration, as another release's `db upgrade` would."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    engine.dispose()
+
+
+def test_readyz_stays_ready_when_a_newer_release_migrated_the_database(db_url: str) -> None:
+    """A rolling upgrade: the next release's hook Job applied its migration while this
+    release's pods still serve. They stay ready, and say so."""
+    stamp(db_url, "0099_from_a_newer_release")
+    with client(db_url) as c:
+        response = c.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert "0099_from_a_newer_release" in response.json()["detail"]["migrations"]
+
+
+def test_readyz_fails_when_the_database_is_one_migration_behind(db_url: str) -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_revision(script.get_current_head())
+    stamp(db_url, str(head.down_revision))
+    with client(db_url) as c:
+        response = c.get("/readyz")
+    assert response.status_code == 503
+    assert "pending migrations" in response.json()["detail"]
 
 
 def test_readyz_fails_when_the_database_is_unreachable(unreachable_pg_url: str) -> None:

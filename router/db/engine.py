@@ -13,6 +13,7 @@ import fcntl
 import threading
 import time
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
@@ -115,17 +117,49 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def pending_migrations(engine: Engine) -> bool:
-    """Tell whether the database lacks a migration this code expects (`/readyz`, `serve`)."""
+@dataclass(frozen=True, slots=True)
+class Migrations:
+    """Where the database stands against the migrations this code ships."""
+
+    missing: bool  # the code's head is not applied: run `firstline db upgrade`
+    unknown: tuple[str, ...]  # applied revisions this code does not know: a newer release's
+
+
+def migration_state(engine: Engine) -> Migrations:
+    """Compare the database's applied revisions with this code's head.
+
+    During a rolling upgrade the next release's hook Job migrates first, while this
+    release still serves: a revision this code does not know is taken for a newer one,
+    built on ours (migrations are linear and only added), so it is not `missing`.
+    """
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
-    return current != _script_heads()
+    script = _script()
+    unknown = tuple(sorted(r for r in current if not _known(script, r)))
+    known = current - set(unknown)
+    applied: set[str] = set()
+    for rev in known:
+        applied.update(r.revision for r in script.iterate_revisions(rev, "base"))
+    missing = not unknown and not set(script.get_heads()) <= applied
+    return Migrations(missing=missing, unknown=unknown)
+
+
+def pending_migrations(engine: Engine) -> bool:
+    """Tell whether the database lacks a migration this code expects (`/readyz`, `serve`)."""
+    return migration_state(engine).missing
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.revision_map.get_revision(revision) is not None
+    except ResolutionError:
+        return False
 
 
 @cache
-def _script_heads() -> frozenset[str]:
-    """Read the migration heads once: they are files in the package and never change."""
-    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+def _script() -> ScriptDirectory:
+    """Read the migrations once: they are files in the package and never change."""
+    return ScriptDirectory.from_config(alembic_config())
 
 
 class DatabaseInUse(RuntimeError):

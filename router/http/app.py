@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 from adapters import ADAPTERS
 from adapters.base import InboundAdapter
 from router.core.model import SOURCES
-from router.db.engine import make_engine, pending_migrations
+from router.db.engine import make_engine, migration_state
 from router.db.group_commit import InboxWriter
 from router.db.reads.health import readiness_detail
 from router.http.webhooks import OPENAPI_PATHS, WebhookIngest, webhook_source
@@ -164,14 +164,17 @@ def _service_routes(runtime: Runtime) -> APIRouter:
 
     @router.get("/readyz", responses={503: {"description": "database unreachable or behind"}})
     def readyz(request: Request) -> JSONResponse:
-        """Answer 200 when the database is reachable and fully migrated and the worker (if
+        """Answer 200 when the database is reachable and has this code's migrations (newer
+        ones, from the next release in a rolling upgrade, are fine) and the worker (if
         this process runs one) is looping; the backlog, the dead actions and which vendor
         clients are configured are in the detail but do not fail it (SPEC §6)."""
         try:
-            if pending_migrations(runtime.engine):
+            migrations = migration_state(runtime.engine)
+            if migrations.missing:
                 return JSONResponse({"detail": "database has pending migrations: run "
                                                "`firstline db upgrade`"}, status_code=503)
-            detail = {**readiness_detail(runtime.engine), "clients": configured}
+            detail = {**readiness_detail(runtime.engine, migrations.unknown),
+                      "clients": configured}
         except SQLAlchemyError as exc:
             problem = f"database unreachable: {type(getattr(exc, 'orig', exc)).__name__}"
             return JSONResponse({"detail": problem}, status_code=503)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,10 +40,16 @@ def last_deliveries(conn: Connection) -> dict[str, datetime | None]:
     return out
 
 
-def readiness_detail(engine: Engine) -> dict[str, Any]:
-    """Return the backlog and the dead actions, for /readyz."""
+def readiness_detail(engine: Engine, newer: Sequence[str] = ()) -> dict[str, Any]:
+    """Return the backlog and the dead actions, for /readyz; and, when the database holds
+    migrations `newer` than this code (a rolling upgrade under way), a line saying so."""
     with engine.connect() as conn:
         pending = backlog(conn)
         dead = dead_actions(conn)
-    return {"backlog": pending,
-            "dead_actions": [{"id": r.id, "type": r.type, "error": r.last_error} for r in dead]}
+    detail: dict[str, Any] = {
+        "backlog": pending,
+        "dead_actions": [{"id": r.id, "type": r.type, "error": r.last_error} for r in dead]}
+    if newer:
+        detail["migrations"] = (f"the database is ahead of this release (revision "
+                                f"{', '.join(newer)}, applied by a newer one): still ready")
+    return detail
