@@ -15,8 +15,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import Engine
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, text
 
+from router.db.engine import alembic_config, make_engine, pending_migrations
 from tests.support import EXAMPLE_SCOPE, ROOT
 from tests.test_worker import put
 
@@ -90,3 +92,55 @@ def test_replay_since_a_date_starts_at_midnight_in_the_notes_timezone(
                       "--rules", str(EXAMPLE_SCOPE), FIRSTLINE_DATABASE_URL=db_url)
     assert one_line_failure(naive).startswith(
         "firstline: --since '2026-11-21T00:00:00' has no offset: give a date")
+
+
+def head() -> str:
+    return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
+
+
+def test_db_upgrade_run_twice_migrates_once_then_says_there_is_nothing_to_do(
+        tmp_path: Path, empty_db_url: str) -> None:
+    env = {"FIRSTLINE_DATABASE_URL": empty_db_url}
+    first = firstline(tmp_path, "db", "upgrade", **env)
+    assert (first.returncode, first.stderr) == (0, ""), first
+    assert first.stdout == (f"database upgraded from revision none (empty database) "
+                            f"to {head()}\n")
+    engine = make_engine(empty_db_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        again = firstline(tmp_path, "db", "upgrade", **env)
+        assert (again.returncode, again.stderr) == (0, ""), again
+        assert again.stdout == f"database is up to date (revision {head()}): nothing to do\n"
+        assert set(inspect(engine).get_table_names()) == tables
+        assert not pending_migrations(engine)
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_of_an_older_release_leaves_a_newer_database_alone(
+        tmp_path: Path, db_url: str) -> None:
+    """A rollback's hook Job runs the older release's `db upgrade`: it must not fail."""
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    run = firstline(tmp_path, "db", "upgrade", FIRSTLINE_DATABASE_URL=db_url)
+    assert (run.returncode, run.stderr) == (0, ""), run
+    assert run.stdout == "database is at revision 0099, newer than this release: nothing to do\n"
+
+
+def test_two_db_upgrades_at_once_take_turns(tmp_path: Path, empty_db_url: str) -> None:
+    """Two hook Jobs (or a Job and an operator) upgrading one PostgreSQL at the same time:
+    one migrates, the other waits for it and finds nothing to do."""
+    if not empty_db_url.startswith("postgresql"):
+        pytest.skip("SQLite serves one process")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTLINE_")}
+    env = {**clean, "PYTHONPATH": str(ROOT), "FIRSTLINE_DATABASE_URL": empty_db_url}
+    runs = [subprocess.Popen([sys.executable, "-m", "router.cli", "db", "upgrade"],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = sorted(run.communicate(timeout=120) for run in runs)
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert [out for out, _ in outputs] == [
+        f"database is up to date (revision {head()}): nothing to do\n",
+        f"database upgraded from revision none (empty database) to {head()}\n"]

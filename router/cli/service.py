@@ -112,16 +112,27 @@ def _work_once(settings: Settings) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from router.db.engine import upgrade
+    """Apply the pending migrations; run again, say there is nothing to do."""
+    from router.db.engine import state_of, upgrade
 
     settings = _settings(args)
     try:
-        upgrade(settings.database_url)
+        before, after = upgrade(settings.database_url)
     except Exception as exc:
         raise ServiceError(f"db upgrade failed: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    print("database is up to date")
+    if newer := state_of(after).unknown:
+        print(f"database is at revision {_revisions(newer)}, newer than this release: "
+              "nothing to do")
+    elif before == after:
+        print(f"database is up to date (revision {_revisions(after)}): nothing to do")
+    else:
+        print(f"database upgraded from revision {_revisions(before)} to {_revisions(after)}")
     return 0
+
+
+def _revisions(revisions: tuple[str, ...]) -> str:
+    return ", ".join(revisions) or "none (empty database)"
 
 
 def deliveries_from_db(since: str | None, tz: ZoneInfo) -> list[Delivery]:

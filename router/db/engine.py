@@ -98,23 +98,44 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply every pending migration (`firstline db upgrade`)."""
+Revisions = tuple[str, ...]
+MIGRATE_LOCK = 0x666C6D  # "flm": held while migrating, so two upgrades take turns
+
+
+def upgrade(url: str, revision: str = "head") -> tuple[Revisions, Revisions]:
+    """Apply every pending migration (`firstline db upgrade`); return the revisions the
+    database was at before and after (equal: there was nothing to do)."""
     engine = make_engine(url)
     try:
-        upgrade_engine(engine, revision)
+        return upgrade_engine(engine, revision)
     finally:
         engine.dispose()
 
 
-def upgrade_engine(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations on an existing engine, in one transaction where the database allows."""
+def upgrade_engine(engine: Engine, revision: str = "head") -> tuple[Revisions, Revisions]:
+    """Apply migrations on an existing engine, in one transaction where the database
+    allows; return the revisions before and after.
+
+    A database already at (or, from a newer release, past) this code's head is left
+    alone: Alembic would refuse a revision it does not know. On PostgreSQL two upgrades
+    at once (two hook Jobs, a Job and a hand) take turns; the second finds nothing to do.
+    """
     config = alembic_config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            xact_lock(conn, MIGRATE_LOCK)
+        before = _current(conn)
+        if revision == "head" and not state_of(before).missing:
+            return before, before
         # env.py uses this connection rather than reading a URL from an ini file, so a
         # password in the URL never passes through configparser interpolation.
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+        return before, _current(conn)
+
+
+def _current(conn: Connection) -> Revisions:
+    return tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +154,15 @@ def migration_state(engine: Engine) -> Migrations:
     built on ours (migrations are linear and only added), so it is not `missing`.
     """
     with engine.connect() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
+        return state_of(_current(conn))
+
+
+def state_of(current: Revisions) -> Migrations:
+    """Tell where a database at the `current` revisions stands (see `migration_state`)."""
     script = _script()
-    unknown = tuple(sorted(r for r in current if not _known(script, r)))
-    known = current - set(unknown)
+    unknown = tuple(r for r in current if not _known(script, r))
     applied: set[str] = set()
-    for rev in known:
+    for rev in set(current) - set(unknown):
         applied.update(r.revision for r in script.iterate_revisions(rev, "base"))
     missing = not unknown and not set(script.get_heads()) <= applied
     return Migrations(missing=missing, unknown=unknown)
