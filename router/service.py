@@ -121,9 +121,13 @@ def serve(settings: Settings, host: str, port: int, run_worker: bool = True) -> 
     import uvicorn
 
     app = build_service(settings, run_worker)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info",
-                                           access_log=False, lifespan="on",
-                                           timeout_graceful_shutdown=GRACE_S))
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=GRACE_S,
+                            # JSON logs: uvicorn's loggers hand their lines to ours
+                            log_config=None if settings.log_format == "json" else LOGGING_CONFIG)
+    server = uvicorn.Server(config)
     _on_signals(app.state.scope)
     try:
         server.run()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     # Seconds between looks for work nobody announced (timers coming due, backoffs ending,
     # a wake-up lost with a dropped connection); new deliveries and actions wake the loops.
     poll_interval: float = Field(default=1.0, gt=0)
+    # `json`: one JSON object per line, and a line per delivery decided and action performed.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("*")
     @classmethod

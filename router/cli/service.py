@@ -71,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.no_worker and sqlite:
         raise ServiceError("--no-worker needs PostgreSQL: on SQLite one `firstline serve` "
                            "receives, decides and acts (SQLite serves one process)")
-    setup_logging()
+    setup_logging(settings.log_format)
     if not args.no_worker:
         _own_database(settings)
     return serve(settings, args.host, args.port, run_worker=not args.no_worker)
@@ -82,7 +82,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from router.logs import setup_logging
 
     settings = _ready(args)
-    setup_logging()
+    setup_logging(settings.log_format)
     _own_database(settings)
     if args.once:
         return _work_once(settings)

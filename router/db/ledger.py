@@ -95,7 +95,7 @@ class _OpenPage:
 
 
 @dataclass(slots=True)
-class _Decision:
+class BufferedDecision:
     """A decision row waiting for `flush()`; `id` is known once it is written."""
 
     values: dict[str, Any]
@@ -147,7 +147,7 @@ class DbLedger:
                 by_id[esc_id].members.add((source, item_id))
         self.weeks: dict[date, tuple[float, set[ItemId]]] = {}
         self.rows: dict[ItemId, _Item] = {}
-        self._decisions: list[_Decision] = []
+        self._decisions: list[BufferedDecision] = []
         self.queued = 0  # actions queued for the performer (not shadow)
 
     # -- reading --------------------------------------------------------------------
@@ -211,12 +211,13 @@ class DbLedger:
     # -- recording ------------------------------------------------------------------
 
     def record(self, event: Event, decision: Decision, history: History, now: datetime,
-               origin: Origin) -> None:
-        """Store the decision (at the next flush) and apply its effects."""
+               origin: Origin) -> BufferedDecision:
+        """Store the decision (at the next flush) and apply its effects; return the
+        buffered decision row (its `id` is known after the flush)."""
         item = event.item
         pending = self._decision(event, decision, event.occurred_at or now, now, origin)
         if item is None:
-            return
+            return pending
         self._queue_actions(pending, item, decision, now)
         if decision.outcome == "ignore" and is_own_page(item, self.scope):
             self._page_update(event, item, now, pending)
@@ -248,6 +249,7 @@ class DbLedger:
         if change.charge_hours:
             self._charge(week, me, change.charge_hours, pending)
         self._row(item.source, item.id).due = dict(change.timers)
+        return pending
 
     def fired(self, timer_id: int, source: str, item_id: str, trigger: str) -> None:
         """Disarm a timer that came due (before its decision, which may arm it again)."""
@@ -281,9 +283,9 @@ class DbLedger:
             _upsert(self.conn, "timers", arm)
 
     def _decision(self, event: Event, d: Decision, event_at: datetime, now: datetime,
-                  origin: Origin) -> _Decision:
+                  origin: Origin) -> BufferedDecision:
         item, ref = event.item, event.ref
-        pending = _Decision(dict(
+        pending = BufferedDecision(dict(
             inbox_id=origin.inbox_id, timer_key=origin.timer_key,
             delivery_id=origin.delivery_id, source=event.source,
             item_id=item.id if item else (ref.id if ref else None),
@@ -298,7 +300,7 @@ class DbLedger:
         self._decisions.append(pending)
         return pending
 
-    def _id(self, pending: _Decision) -> int:
+    def _id(self, pending: BufferedDecision) -> int:
         """Return a buffered decision's id, writing the buffered decisions to learn it."""
         if pending.id is None:
             self._flush_decisions()
@@ -316,7 +318,7 @@ class DbLedger:
             actions += [{**a, "decision_id": decision_id} for a in pending.actions]
         insert_rows(self.conn, outbox, actions)
 
-    def _queue_actions(self, pending: _Decision, item: WorkItem, decision: Decision,
+    def _queue_actions(self, pending: BufferedDecision, item: WorkItem, decision: Decision,
                        now: datetime) -> None:
         """Write the actions in the decision's transaction: performed later, at least once.
 
@@ -336,7 +338,7 @@ class DbLedger:
             for a in decision.actions]
 
     def _page_update(self, event: Event, item: WorkItem, now: datetime,
-                     pending: _Decision) -> None:
+                     pending: BufferedDecision) -> None:
         """Note when one of firstline's own pages was acknowledged or resolved, and by whom;
         a resolved page's CTO time becomes acknowledged->resolved.
 
@@ -369,7 +371,7 @@ class DbLedger:
             self.conn.execute(update(escalations).where(escalations.c.id == row.id)
                               .values(**values))
 
-    def _charge(self, week: date, who: ItemId, hours: float, pending: _Decision) -> None:
+    def _charge(self, week: date, who: ItemId, hours: float, pending: BufferedDecision) -> None:
         total, charged = self._week(week)
         if who in charged:
             return

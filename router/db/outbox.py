@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, text, update
 
 from router.db.engine import xact_lock
 from router.db.pages import Watched, page_retried, record_outcomes
-from router.db.tables import outbox
+from router.db.tables import decisions, outbox
 
 log = logging.getLogger("firstline.outbox")
 
@@ -112,6 +112,16 @@ def record(conn: Connection, outcomes: Outcomes, now: datetime) -> None:
             conn.execute(stmt, params)
     if outcomes.watched:  # pages sent or dead, review tickets filed
         record_outcomes(conn, outcomes.watched, now)
+
+
+def add_delivery_ids(conn: Connection, lines: list[dict[str, Any]]) -> None:
+    """Add to each action's log line the id of the delivery its decision answered (none
+    for a timer's decision)."""
+    ids = {line["decision_id"] for line in lines}
+    found = dict(conn.execute(select(decisions.c.id, decisions.c.delivery_id).where(
+        decisions.c.id.in_(ids))).tuples().all())
+    for line in lines:
+        line["delivery_id"] = found.get(line["decision_id"])
 
 
 def claim(conn: Connection, now: datetime, want: int, me: str) -> list[Any]:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from adapters.base import (
@@ -37,8 +37,16 @@ from adapters.base import (
     performer,
 )
 from router.db.engine import writer_turn
-from router.db.outbox import Claimant, Outcomes, claim, record, release_orphans
+from router.db.outbox import (
+    Claimant,
+    Outcomes,
+    add_delivery_ids,
+    claim,
+    record,
+    release_orphans,
+)
 from router.db.pages import WATCHED, Watched
+from router.logs import events_on, log_event
 from router.work.metrics import Metrics
 from router.work.retry import holds_lane, quick_stop, quick_wait, verdict
 
@@ -61,6 +69,12 @@ class Lane:
 
     performed: list[Performed] = field(default_factory=list)
     untouched: list[Any] = field(default_factory=list)
+    took: dict[int, float] = field(default_factory=dict)  # row id: seconds its tries took
+
+    def add(self, other: Lane) -> None:
+        self.performed += other.performed
+        self.untouched += other.untouched
+        self.took.update(other.took)
 
 
 class Performer:
@@ -138,8 +152,7 @@ class Performer:
             while True:
                 if isinstance(message, Lane):
                     running -= 1
-                    finished.performed += message.performed
-                    finished.untouched += message.untouched
+                    finished.add(message)
                 else:
                     due = True
                 left = deadline - time.monotonic()
@@ -185,6 +198,7 @@ class Performer:
         checks (assignee, marker, dedup_key) find them done.
         """
         outcomes = self.settle(finished)
+        lines = action_lines(finished, outcomes) if events_on() else []
         if want:
             self.claimant.hold()
         for tries in range(RECORD_TRIES):
@@ -192,15 +206,11 @@ class Performer:
                 with writer_turn(self.engine), self.engine.begin() as conn:
                     now = self.clock()
                     record(conn, outcomes, now)
-                    if not want:
-                        return []
-                    if conn.dialect.name == "postgresql" and (
-                            time.monotonic() >= self._orphans_at):
-                        self._orphans_at = time.monotonic() + ORPHANS_EVERY
-                        if released := release_orphans(conn, now):
-                            log.warning("took back %d actions claimed by a performer that "
-                                        "is gone", released)
-                    return claim(conn, now, want, self.claimant.id)
+                    if lines:
+                        add_delivery_ids(conn, lines)
+                    rows = self._claim(conn, now, want) if want else []
+                _log(lines)  # committed
+                return rows
             except OperationalError:
                 if tries == RECORD_TRIES - 1:
                     if outcomes:
@@ -211,6 +221,14 @@ class Performer:
                     raise
                 time.sleep(0.05 * (tries + 1))
         return []
+
+    def _claim(self, conn: Connection, now: datetime, want: int) -> list[Any]:
+        if conn.dialect.name == "postgresql" and time.monotonic() >= self._orphans_at:
+            self._orphans_at = time.monotonic() + ORPHANS_EVERY
+            if released := release_orphans(conn, now):
+                log.warning("took back %d actions claimed by a performer that is gone",
+                            released)
+        return claim(conn, now, want, self.claimant.id)
 
     def settle(self, finished: Lane) -> Outcomes:
         """Turn what the lanes did into rows to write: the one place where an action
@@ -290,7 +308,9 @@ def perform_lane(adapters: Mapping[str, OutboundAdapter], sleep: Sleep,
         if adapter is None:
             result = Result("permanent", f"no {tool} client configured")
         else:
+            started = time.monotonic()
             result = attempt(adapter, action, sleep)
+            done.took[row.id] = time.monotonic() - started
         done.performed.append((row, action, result))
         if holds_lane(result, row.attempts + 1):
             done.untouched = [later for later, _ in lane[n + 1:]]
@@ -349,6 +369,23 @@ def to_action(row: Any) -> OutboundAction:
 def _merge(done: Iterable[Lane]) -> Lane:
     merged = Lane()
     for lane in done:
-        merged.performed += lane.performed
-        merged.untouched += lane.untouched
+        merged.add(lane)
     return merged
+
+
+def action_lines(finished: Lane, outcomes: Outcomes) -> list[dict[str, Any]]:
+    """Return a log line per performed action (JSON logs): what it was, on which item,
+    for which decision, what became of it, and how long its tries took."""
+    dead = {d["row_id"] for d in outcomes.dead}
+    waiting = {w["row_id"] for w in outcomes.waiting}
+    return [{"event": "action", "action_id": row.id, "type": action.type,
+             "item_key": action.target.key, "decision_id": row.decision_id,
+             "outcome": "dead" if row.id in dead else "retry" if row.id in waiting else "done",
+             "attempt": row.attempts + 1,
+             "duration_ms": round(finished.took.get(row.id, 0.0) * 1000, 1)}
+            for row, action, _ in finished.performed]
+
+
+def _log(lines: Sequence[dict[str, Any]]) -> None:
+    for line in lines:
+        log_event(f"action {line['outcome']}", line)

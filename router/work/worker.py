@@ -25,9 +25,10 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 from router.core.decide import decide
 from router.core.model import Decision, Event, History
 from router.db.engine import writer_turn, xact_lock
-from router.db.ledger import DbLedger, Origin
+from router.db.ledger import BufferedDecision, DbLedger, Origin
 from router.db.notify import OUTBOX, notify
 from router.db.tables import inbox, timers
+from router.logs import events_on, log_event
 from router.reviews.filing import file_reviews
 from router.scope.load import Scope
 from router.work.metrics import Metrics
@@ -175,6 +176,7 @@ class Worker:
         ledger.prefetch((e.item.source, e.item.id) for _, e in events
                         if isinstance(e, Event) and e.item is not None)
         done: list[int] = []
+        recorded: list[tuple[Any, BufferedDecision, datetime]] = []
         for row, parsed in events:
             now = self.clock()
             try:
@@ -185,10 +187,12 @@ class Worker:
             except Exception as exc:
                 self._park(conn, row, exc, tally)
                 continue
-            ledger.record(parsed, decision, history, now, origin)
+            recorded.append((row, ledger.record(parsed, decision, history, now, origin), now))
             done.append(row.id)
             tally.decided(decision.outcome, now - row.received_at)
         _flush(ledger, now)
+        if events_on():
+            tally.lines += [_delivery_line(row, pending, at) for row, pending, at in recorded]
         tally.queued += ledger.queued
         if done:
             conn.execute(_DONE, {"b_ids": done, "b_at": now})  # one statement, not one per row
@@ -203,11 +207,13 @@ class Worker:
                 with conn.begin_nested():
                     event = parse_delivery(row.source, row.event_type, row.body, row.received_at)
                     decision, history = self._decision(ledger, scope, event, now)
-                    ledger.record(event, decision, history, now,
-                                  Origin(inbox_id=row.id, delivery_id=row.delivery_id))
+                    pending = ledger.record(event, decision, history, now, Origin(
+                        inbox_id=row.id, delivery_id=row.delivery_id))
                     _flush(ledger, now)
                     conn.execute(_DONE, {"b_ids": [row.id], "b_at": now})
                 tally.decided(decision.outcome, now - row.received_at)
+                if events_on():
+                    tally.lines.append(_delivery_line(row, pending, now))
                 tally.queued += ledger.queued
                 ledger.queued = 0
             except Exception as exc:
@@ -225,6 +231,10 @@ class Worker:
             attempts=row.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:2000],
             status="failed" if failed else "pending"))
         tally.failed += failed
+        if events_on():
+            tally.lines.append({"event": "delivery", "delivery_id": row.delivery_id,
+                                "source": row.source, "outcome": "failed" if failed else "retry",
+                                "attempts": row.attempts + 1})
 
     def _timers(self, conn: Connection, tally: _Tally, now: datetime) -> int:
         rows = conn.execute(_DUE_TIMERS, {"b_now": now, "b_limit": self.batch}).all()
@@ -233,6 +243,7 @@ class Worker:
         scope = self.scope()
         ledger = DbLedger(conn, scope, now)
         ledger.prefetch((row.source, row.item_id) for row in rows)
+        recorded: list[tuple[str, BufferedDecision]] = []
         for row in rows:
             ledger.fired(row.id, row.source, row.item_id, row.trigger_id)
             item, _ = ledger.load(row.source, row.item_id)
@@ -242,10 +253,15 @@ class Worker:
                           actor=None, item=item, summary=f"timer {row.trigger_id} due")
             key = f"{row.source}:{row.item_id}:{row.trigger_id}:{row.due_at.isoformat()}"
             decision, history = self._decision(ledger, scope, event, row.due_at)
-            ledger.record(event, decision, history, row.due_at, Origin(timer_key=key))
+            recorded.append((key, ledger.record(event, decision, history, row.due_at,
+                                                Origin(timer_key=key))))
             tally.timers_fired += 1
             tally.count(decision.outcome)
         _flush(ledger, now)
+        if events_on():
+            tally.lines += [{"event": "timer", "timer": key, "item_key": p.values["item_key"],
+                             "decision_id": p.id, "outcome": p.values["outcome"]}
+                            for key, p in recorded]
         tally.queued += ledger.queued
         return len(rows)
 
@@ -265,6 +281,15 @@ def _flush(ledger: DbLedger, now: datetime) -> None:
         ledger.resolved.clear()
         if ledger.scope.mode == "enforce":
             ledger.queued += len(filed)
+
+
+def _delivery_line(row: Any, pending: BufferedDecision, decided_at: datetime) -> dict[str, object]:
+    """Return the log line of a decided delivery: its ids, item, outcome, and how long it
+    waited from being stored to being decided."""
+    return {"event": "delivery", "delivery_id": row.delivery_id, "source": row.source,
+            "item_key": pending.values["item_key"], "decision_id": pending.id,
+            "outcome": pending.values["outcome"],
+            "duration_ms": round((decided_at - row.received_at).total_seconds() * 1000, 1)}
 
 
 # Built once: building a statement and its cache key cost about as much as running it.
@@ -298,6 +323,7 @@ class _Tally:
     queued: int = 0  # actions queued for the performers
     latencies: list[float] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
+    lines: list[dict[str, object]] = field(default_factory=list)  # JSON logs: one per event
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -313,3 +339,5 @@ class _Tally:
         metrics.timers_fired.inc(self.timers_fired)
         for outcome, n in self.outcomes.items():
             metrics.decisions.labels(outcome).inc(n)
+        for line in self.lines:
+            log_event(f"{line['event']} {line['outcome']}", line)
