@@ -46,7 +46,8 @@ from router.db.outbox import (
     release_orphans,
 )
 from router.db.pages import WATCHED, Watched
-from router.logs import events_on, log_event
+from router.logs import events_on
+from router.work.events import action_lines, log_lines
 from router.work.metrics import Metrics
 from router.work.retry import holds_lane, quick_stop, quick_wait, verdict
 
@@ -209,7 +210,7 @@ class Performer:
                     if lines:
                         add_delivery_ids(conn, lines)
                     rows = self._claim(conn, now, want) if want else []
-                _log(lines)  # committed
+                log_lines(lines)  # committed
                 return rows
             except OperationalError:
                 if tries == RECORD_TRIES - 1:
@@ -371,21 +372,3 @@ def _merge(done: Iterable[Lane]) -> Lane:
     for lane in done:
         merged.add(lane)
     return merged
-
-
-def action_lines(finished: Lane, outcomes: Outcomes) -> list[dict[str, Any]]:
-    """Return a log line per performed action (JSON logs): what it was, on which item,
-    for which decision, what became of it, and how long its tries took."""
-    dead = {d["row_id"] for d in outcomes.dead}
-    waiting = {w["row_id"] for w in outcomes.waiting}
-    return [{"event": "action", "action_id": row.id, "type": action.type,
-             "item_key": action.target.key, "decision_id": row.decision_id,
-             "outcome": "dead" if row.id in dead else "retry" if row.id in waiting else "done",
-             "attempt": row.attempts + 1,
-             "duration_ms": round(finished.took.get(row.id, 0.0) * 1000, 1)}
-            for row, action, _ in finished.performed]
-
-
-def _log(lines: Sequence[dict[str, Any]]) -> None:
-    for line in lines:
-        log_event(f"action {line['outcome']}", line)

@@ -28,9 +28,10 @@ from router.db.engine import writer_turn, xact_lock
 from router.db.ledger import BufferedDecision, DbLedger, Origin
 from router.db.notify import OUTBOX, notify
 from router.db.tables import inbox, timers
-from router.logs import events_on, log_event
+from router.logs import events_on
 from router.reviews.filing import file_reviews
 from router.scope.load import Scope
+from router.work.events import delivery_line, log_lines, timer_line
 from router.work.metrics import Metrics
 from router.work.normalize import parse_delivery
 
@@ -192,7 +193,7 @@ class Worker:
             tally.decided(decision.outcome, now - row.received_at)
         _flush(ledger, now)
         if events_on():
-            tally.lines += [_delivery_line(row, pending, at) for row, pending, at in recorded]
+            tally.lines += [delivery_line(row, pending, at) for row, pending, at in recorded]
         tally.queued += ledger.queued
         if done:
             conn.execute(_DONE, {"b_ids": done, "b_at": now})  # one statement, not one per row
@@ -213,7 +214,7 @@ class Worker:
                     conn.execute(_DONE, {"b_ids": [row.id], "b_at": now})
                 tally.decided(decision.outcome, now - row.received_at)
                 if events_on():
-                    tally.lines.append(_delivery_line(row, pending, now))
+                    tally.lines.append(delivery_line(row, pending, now))
                 tally.queued += ledger.queued
                 ledger.queued = 0
             except Exception as exc:
@@ -259,9 +260,7 @@ class Worker:
             tally.count(decision.outcome)
         _flush(ledger, now)
         if events_on():
-            tally.lines += [{"event": "timer", "timer": key, "item_key": p.values["item_key"],
-                             "decision_id": p.id, "outcome": p.values["outcome"]}
-                            for key, p in recorded]
+            tally.lines += [timer_line(key, pending) for key, pending in recorded]
         tally.queued += ledger.queued
         return len(rows)
 
@@ -281,15 +280,6 @@ def _flush(ledger: DbLedger, now: datetime) -> None:
         ledger.resolved.clear()
         if ledger.scope.mode == "enforce":
             ledger.queued += len(filed)
-
-
-def _delivery_line(row: Any, pending: BufferedDecision, decided_at: datetime) -> dict[str, object]:
-    """Return the log line of a decided delivery: its ids, item, outcome, and how long it
-    waited from being stored to being decided."""
-    return {"event": "delivery", "delivery_id": row.delivery_id, "source": row.source,
-            "item_key": pending.values["item_key"], "decision_id": pending.id,
-            "outcome": pending.values["outcome"],
-            "duration_ms": round((decided_at - row.received_at).total_seconds() * 1000, 1)}
 
 
 # Built once: building a statement and its cache key cost about as much as running it.
@@ -339,5 +329,4 @@ class _Tally:
         metrics.timers_fired.inc(self.timers_fired)
         for outcome, n in self.outcomes.items():
             metrics.decisions.labels(outcome).inc(n)
-        for line in self.lines:
-            log_event(f"{line['event']} {line['outcome']}", line)
+        log_lines(self.lines)
