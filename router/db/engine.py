@@ -151,7 +151,7 @@ def migration_state(engine: Engine) -> Migrations:
 
     During a rolling upgrade the next release's hook Job migrates first, while this
     release still serves: a revision this code does not know is taken for a newer one,
-    built on ours (migrations are linear and only added), so it is not `missing`.
+    built on ours (the history is linear), so nothing is `missing`.
     """
     with engine.connect() as conn:
         return state_of(_current(conn))
