@@ -390,12 +390,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The client went away between its headers and its body (urllib3 sends them
+            # apart; a `kill -9` can fall between): no request arrived, as for Jira.
+            self.close_connection = True
+            return
         request = Recorded(
             method=self.command,
             path=parts.path,
             query=parse_qs(parts.query),
             headers={k.lower(): v for k, v in self.headers.items()},
-            body=self.rfile.read(length) if length else b"",
+            body=body,
         )
         standin = self.server.standin
         standin.serving(+1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -182,6 +183,25 @@ def queue_assigns(engine: Engine, standin: JiraStandin, count: int) -> list[int]
 def outbox_rows(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         return list(conn.execute(select(outbox.c.id, outbox.c.status, outbox.c.claimed_by)))
+
+
+def test_a_request_cut_off_between_its_headers_and_its_body_reaches_no_one() -> None:
+    """urllib3 sends a PUT's headers and body apart: a `kill -9` between the two leaves
+    a request without its body, which Jira never takes for one. The stand-in must not
+    either, or the kill test below counts a PUT that was never made."""
+    body = b'{"accountId": "owner-account"}'
+    with JiraStandin() as standin:
+        standin.add_issue("OPS-1", "30000", assignee="cto-account")
+        host, port = standin.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=WAIT_S) as conn:
+            conn.sendall(b"PUT /rest/api/2/issue/30000/assignee HTTP/1.1\r\nHost: jira\r\n"
+                         b"Content-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body))
+            conn.shutdown(socket.SHUT_WR)  # the client is gone: its body never comes
+            while conn.recv(4096):  # the stand-in is done with it when it closes
+                pass
+        assert standin.writes() == []
+        assert standin.issues["30000"].assignee == "cto-account"
 
 
 def test_after_kill_9_the_claimed_actions_resume_within_seconds_exactly_once(
