@@ -20,8 +20,10 @@ each comment POST as it arrives (before its body is read), so bench/e2e.py can m
 webhook in -> comment out. Bench-only control routes:
 
     POST /_bench/issues   {"repo": "o/r", "first": 1, "count": N, "assignees": ["dreyes"]}
-    GET  /_bench/progress how many issues have a comment (cheap, for polling)
-    GET  /_bench/results  per issue: times, comments, assignees; plus request counts and
+    GET  /_bench/progress how many issues have a comment, requests handled, writes made
+                          (cheap, for polling)
+    GET  /_bench/results  per issue: times, comments, assignees, assignments made (POST
+                          .../assignees); plus request counts and
                           the time spent handling requests (to show the stand-in is not
                           the bottleneck)
 """
@@ -56,6 +58,7 @@ class Issue:
     comment_mono: list[float] = field(default_factory=list)  # each POST .../comments
     comment_wall: list[float] = field(default_factory=list)
     requests: int = 0
+    assigns: int = 0  # POST .../assignees that arrived: an assignment made again shows
 
 
 class State:
@@ -68,6 +71,7 @@ class State:
         self.handling_s = 0.0  # time from request arrival to answer written, summed
         self.handled = 0
         self.unauthorized = 0
+        self.writes = 0  # requests that change an issue (bench/soak.py waits for the next)
 
     def answer(self, method: str, path: str, authorization: str | None, raw: bytes,
                mono: float, wall: float) -> tuple[int, Any]:
@@ -91,9 +95,11 @@ class State:
         if issue.first_mono is None:
             issue.first_mono, issue.first_wall = mono, wall
         body = json.loads(raw) if raw else {}
+        self.writes += method != "GET"
         if (method, rest) == ("GET", ""):
             return 200, _issue_json(issue)
         if (method, rest) == ("POST", "/assignees"):
+            issue.assigns += 1
             issue.assignees += [a for a in body["assignees"] if a not in issue.assignees]
             return 201, _issue_json(issue)
         if (method, rest) == ("DELETE", "/assignees"):
@@ -119,14 +125,14 @@ class State:
                                "comment_mono": i.comment_mono,
                                "comment_wall": i.comment_wall,
                                "comments": i.comments, "assignees": i.assignees,
-                               "requests": i.requests}
+                               "requests": i.requests, "assigns": i.assigns}
                       for (_, n), i in self.issues.items()}
             return 200, {"issues": issues, "counts": self.counts,
                          "handling_s": self.handling_s, "handled": self.handled,
                          "unauthorized": self.unauthorized}
         if (method, path) == ("GET", "/_bench/progress"):
             done = sum(1 for i in self.issues.values() if i.comment_mono)
-            return 200, {"commented": done, "handled": self.handled}
+            return 200, {"commented": done, "handled": self.handled, "writes": self.writes}
         return 404, {"message": "no such control route"}
 
 
