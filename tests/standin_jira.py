@@ -18,6 +18,12 @@ Answers come from two places, checked in this order:
 `latency` holds every answer back that many seconds, as a real Jira's 100-500 ms do, and
 `max_in_flight` tells how many requests were ever being served at once.
 
+For outages: `trouble`, when set, sees each request first and may answer it instead of
+Jira (a Reply: 429, 5xx...) or have Jira apply it and hold the answer back (a number of
+seconds: a hang past the client's timeout); `refuse()` closes the listening socket, so
+connections are refused until `accept()`. Each request is stamped with `clock()` as it
+arrives; `applied` lists the writes the in-memory Jira carried out.
+
 Usage:
 
     with JiraStandin(email="bot@example.com", token="t") as jira:
@@ -69,6 +75,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # the stand-in's clock() on arrival
 
     @property
     def json(self) -> Any:
@@ -100,6 +107,7 @@ class Issue:
 
 
 Route = Callable[["JiraStandin", re.Match[str], Recorded], Reply]
+Trouble = Callable[[Recorded], "Reply | float | None"]
 
 
 class JiraStandin:
@@ -112,6 +120,9 @@ class JiraStandin:
         self._canned: dict[tuple[str, str], list[Reply]] = {}
         self._once: dict[tuple[str, str], list[Reply]] = {}
         self.slow: dict[tuple[str, str], float] = {}  # apply, then answer after N seconds
+        self.trouble: Trouble | None = None  # see the module's docstring
+        self.clock: Callable[[], float] = time.monotonic
+        self.applied: list[Recorded] = []  # writes the in-memory Jira carried out
         self.latency = 0.0  # seconds every answer is held back (after applying it)
         self.in_flight = 0  # requests received and not yet answered
         self.max_in_flight = 0
@@ -121,8 +132,10 @@ class JiraStandin:
         self._next_issue = 30000
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.standin = self
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
-                                        daemon=True)
+        self._thread = self._serving()
+
+    def _serving(self) -> threading.Thread:
+        return threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -137,6 +150,17 @@ class JiraStandin:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def refuse(self) -> None:
+        """Stop listening: connections are refused, as from a host that is down."""
+        self.stop()
+
+    def accept(self) -> None:
+        """Listen again, on the same port, after `refuse()`."""
+        self._server = _Server(self._server.server_address[:2], _Handler)
+        self._server.standin = self
+        self._thread = self._serving()
+        self._thread.start()
 
     def __enter__(self) -> JiraStandin:
         return self.start()
@@ -175,6 +199,9 @@ class JiraStandin:
             self.requests.append(request)
             if self._auth is not None and request.headers.get("authorization") != self._auth:
                 return Reply(401, UNAUTHORIZED)
+            trouble = self.trouble(request) if self.trouble is not None else None
+            if isinstance(trouble, Reply):
+                return trouble
             once = self._once.get((request.method, request.path))
             if once:
                 return once.pop(0)
@@ -185,7 +212,10 @@ class JiraStandin:
                 match = pattern.fullmatch(request.path)
                 if method == request.method and match:
                     reply = route(self, match, request)
-                    slow = self.slow.get((request.method, request.path), 0.0)
+                    if request.method != "GET" and reply.status < 300 and (
+                            request.path != f"{API}/comment/list"):
+                        self.applied.append(request)
+                    slow = trouble or self.slow.get((request.method, request.path), 0.0)
                     return replace(reply, delay=slow) if slow else reply
         return Reply(404, {"errorMessages": [f"No route for {request.method} {request.path}"]})
 
@@ -402,6 +432,7 @@ class _Handler(BaseHTTPRequestHandler):
             query=parse_qs(parts.query),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
+            at=self.server.standin.clock(),
         )
         standin = self.server.standin
         standin.serving(+1)
