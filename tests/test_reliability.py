@@ -3,20 +3,41 @@ version is bench/soak.py), vendor outages, a database outage."""
 
 from __future__ import annotations
 
+import glob
+import random
+import shutil
+import subprocess
+import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
+import pytest
 from sqlalchemy import Engine, select
 
 from adapters.jira.outbound import JiraOutbound
+from router.db.engine import upgrade
 from router.db.tables import outbox
 from router.settings import Settings
 from router.work.outbox import Performer
-from tests.soak import soak
+from tests.soak import (
+    Outcome,
+    Service,
+    check,
+    deliveries,
+    send_until_acknowledged,
+    soak,
+    standins,
+    wait_until_settled,
+)
 from tests.standin_jira import JiraStandin, Recorded, Reply
+from tests.support import ROOT, WAIT_S, eventually
 
 
 def test_kill_9_under_load_loses_nothing_acknowledged_and_acts_once(
@@ -143,3 +164,76 @@ def test_after_a_vendor_outage_every_action_lands_once_and_retry_after_is_honour
 def outbox_rows(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         return list(conn.execute(select(outbox)))
+
+
+# -- database outage: PostgreSQL stopped and started under load -----------------------------
+
+PG_SERVER = ROOT / "scripts" / "pg-test-server"
+
+
+def postgres_installed() -> bool:
+    return bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+
+
+@contextmanager
+def own_postgres() -> Iterator[tuple[str, Callable[[str], None]]]:
+    """Start a PostgreSQL of this test's own; yield its URL and `server("stop"|"start")`."""
+    top = Path(tempfile.mkdtemp(prefix="firstline-pg-outage-"))
+    top.chmod(0o755)  # the server runs as `postgres` when the tests run as root
+
+    def server(command: str) -> None:
+        subprocess.run([str(PG_SERVER), command, str(top / "pg"), "-c", "fsync=off"],
+                       check=True, capture_output=True)
+
+    try:
+        url = subprocess.run([str(PG_SERVER), "start", str(top / "pg"), "-c", "fsync=off"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        yield url, server
+    finally:
+        subprocess.run([str(PG_SERVER), "stop", str(top / "pg")], check=False)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def ready(base: str) -> int:
+    return httpx.get(f"{base}/readyz", timeout=10).status_code
+
+
+@pytest.mark.skipif(not postgres_installed(),
+                    reason="PostgreSQL's server binaries (initdb, pg_ctl) are not installed: "
+                           "apt-get install postgresql")
+def test_a_database_outage_answers_503_and_everything_recovers_without_a_restart(
+        tmp_path: Path) -> None:
+    """PostgreSQL stopped under load and started again: deliveries meanwhile get 503 (the
+    sender retries), /readyz fails and recovers, the same process decides and acts on."""
+    with own_postgres() as (url, server):
+        upgrade(url)
+        made = deliveries(160, "pg-outage")
+        out = Outcome()
+        with standins(made) as stands:
+            service = Service(tmp_path, url, stands.env())
+            service.start()
+            sender = threading.Thread(target=send_until_acknowledged, args=(
+                lambda: service.base, made, out, random.Random(3)))
+            try:
+                eventually(lambda: ready(service.base) == 200, "/readyz",
+                           ignore=(httpx.TransportError,))
+                sender.start()
+                eventually(lambda: out.acknowledged >= 30, "30 deliveries acknowledged")
+                server("stop")
+                eventually(lambda: ready(service.base) == 503, "/readyz to fail")
+                eventually(lambda: out.answers[503] >= 5, "deliveries refused with 503")
+                eventually(lambda: all(f"{loop} failed" in service.log.read_text() for loop in (
+                    "worker batch", "outbox claim")), "the worker and performer to meet it")
+                server("start")
+                eventually(lambda: ready(service.base) == 200, "/readyz to recover")
+                sender.join(WAIT_S * 4)
+                assert wait_until_settled(url, out.acknowledged, WAIT_S * 2)
+                assert service.process is not None and service.process.poll() is None
+            finally:
+                service.stop()
+            check(url, made, stands, out)
+    report = "\n".join(out.lines())
+    print(f"\n{report}")
+    assert set(out.answers) <= {200, 202, 503}, report  # refused with 503, never dropped
+    assert out.acknowledged == 160 and out.decided == 160 and not out.undecided, report
+    assert out.duplicates == 0 and not out.missing and set(out.outbox) == {"done"}, report
