@@ -38,7 +38,7 @@ from sqlalchemy import func, select
 from router.db.engine import make_engine
 from router.db.tables import decisions, inbox, outbox
 from tests.standin_jira import JiraStandin
-from tests.support import EXAMPLE_SCOPE, FIXTURES, ROOT, github_assigned_to_cto
+from tests.support import EXAMPLE_SCOPE, FIXTURES, ROOT, eventually, github_assigned_to_cto
 from tests.vendors import SECRETS, signed_headers
 
 JIRA_EMAIL, JIRA_TOKEN, GITHUB_TOKEN = "bot@example.com", "jira-token", "gh-token"
@@ -309,8 +309,8 @@ def kill_and_restart(service: Service, stands: Standins, out: Outcome, kills: in
     starting it again and timing how long until the next action reaches a stand-in."""
     marks = sorted(rng.uniform(0.1, 0.8) * total for _ in range(kills))
     for mark in marks:
-        while out.sent < mark and not stop.is_set():
-            time.sleep(0.01)
+        eventually(lambda mark=mark: out.sent >= mark or stop.is_set(), "the next kill's moment",
+                   timeout=24 * 3600)
         if stop.is_set():
             return
         if (rss := service.rss_mb()) is not None:
@@ -319,28 +319,33 @@ def kill_and_restart(service: Service, stands: Standins, out: Outcome, kills: in
         time.sleep(rng.uniform(0.2, 1))  # down a while: deliveries are refused meanwhile
         before = stands.writes()  # the killed process's last requests have landed by now
         started = service.start()
-        deadline = started + 120
-        while stands.writes() == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if stands.writes() != before:
-            out.resumed_s.append(time.monotonic() - started)
+        try:
+            eventually(lambda before=before: stands.writes() != before,
+                       "an action after the restart", timeout=120)
+        except AssertionError:  # nothing was left to do: no time to report
+            continue
+        out.resumed_s.append(time.monotonic() - started)
 
 
 def wait_until_settled(db_url: str, acknowledged: int, timeout: float) -> bool:
-    """Wait until every stored delivery is decided and no action is pending."""
+    """Wait until every stored delivery is decided and no action is pending; tell
+    whether that happened within `timeout` seconds."""
     engine = make_engine(db_url)
-    deadline = time.monotonic() + timeout
+
+    def settled() -> bool:
+        with engine.connect() as conn:
+            stored = conn.execute(select(func.count()).select_from(inbox)).scalar_one()
+            decided = conn.execute(select(func.count()).select_from(decisions).where(
+                decisions.c.inbox_id.is_not(None))).scalar_one()
+            pending = conn.execute(select(func.count()).select_from(outbox).where(
+                outbox.c.status == "pending")).scalar_one()
+        return bool(stored >= acknowledged and decided == stored and pending == 0)
+
     try:
-        while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                stored = conn.execute(select(func.count()).select_from(inbox)).scalar_one()
-                decided = conn.execute(select(func.count()).select_from(decisions).where(
-                    decisions.c.inbox_id.is_not(None))).scalar_one()
-                pending = conn.execute(select(func.count()).select_from(outbox).where(
-                    outbox.c.status == "pending")).scalar_one()
-            if stored >= acknowledged and decided == stored and pending == 0:
-                return True
-            time.sleep(0.2)
+        eventually(settled, "every delivery decided and every action performed",
+                   timeout=timeout)
+        return True
+    except AssertionError:
         return False
     finally:
         engine.dispose()
