@@ -139,13 +139,12 @@ def standins(made: list[Delivery]) -> Iterator[Standins]:
     try:
         assert proc.stdout is not None
         github = f"http://127.0.0.1:{proc.stdout.readline().split()[-1]}"
+        httpx.post(f"{github}/_bench/issues", json={  # one call: numbers 0..N, some unused
+            "repo": REPO, "first": 0, "count": len(made), "assignees": ["dreyes"]},
+                   timeout=60).raise_for_status()
         with JiraStandin(email=JIRA_EMAIL, token=JIRA_TOKEN) as jira:
             for d in made:
-                if d.source == "github":
-                    httpx.post(f"{github}/_bench/issues", json={
-                        "repo": REPO, "first": d.item, "count": 1,
-                        "assignees": ["dreyes"]}).raise_for_status()
-                elif d.source == "jira":
+                if d.source == "jira":
                     jira.add_issue(f"TES-{d.item - 500_000}", str(d.item),  # type: ignore[operator]
                                    assignee=CTO_JIRA)
             yield Standins(github, jira)
