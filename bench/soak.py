@@ -16,7 +16,8 @@ then prints:
     sent, acknowledged, re-sent after acknowledgement, decided (exactly one decision
     per acknowledged delivery), actions expected, seen, duplicates, missing, the
     outbox by status, the time from each restart to the first resumed action (goal:
-    within 10 s), the service's RSS at each kill and at the end, and the run's time.
+    within 10 s) and, of that, to /readyz (the interpreter's start-up, which a loaded
+    machine stretches), the service's RSS at each kill and at the end, the run's time.
 
 It exits 1 if anything acknowledged is undecided, an action is missing or doubled.
 The machine may be shared: times depend on its load, the counts do not.

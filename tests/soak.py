@@ -229,20 +229,22 @@ class Outcome:
     missing: list[str] = field(default_factory=list)
     outbox: Counter[str] = field(default_factory=Counter)  # rows by status
     resumed_s: list[float] = field(default_factory=list)  # restart -> first action
+    ready_s: list[float] = field(default_factory=list)  # restart -> /readyz 200 (start-up)
     rss_mb: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
         rss = f"{min(self.rss_mb):.0f}..{max(self.rss_mb):.0f} MB" if self.rss_mb else "-"
         resumed = ", ".join(f"{s:.1f}" for s in self.resumed_s) or "-"
+        ready = ", ".join(f"{s:.1f}" for s in self.ready_s) or "-"
         return [f"sent {self.sent} (answers {dict(sorted(self.answers.items()))}), "
                 f"acknowledged {self.acknowledged}, re-sent after ack {self.resent_after_ack}",
                 f"decided {self.decided} (one decision each), undecided {len(self.undecided)}",
                 f"actions expected {self.actions_expected}, seen {self.actions_seen}, "
                 f"duplicates {self.duplicates}, missing {len(self.missing)}, "
                 f"outbox {dict(self.outbox)}",
-                f"restart -> first resumed action (s): {resumed}; serve RSS {rss}; "
-                f"{self.seconds:.0f} s"]
+                f"restart -> first resumed action (s): {resumed} (of which start-up to "
+                f"/readyz: {ready}); serve RSS {rss}; {self.seconds:.0f} s"]
 
 
 def send_until_acknowledged(base: Callable[[], str], made: list[Delivery], out: Outcome,
@@ -319,6 +321,10 @@ def kill_and_restart(service: Service, stands: Standins, out: Outcome, kills: in
         before = stands.writes()  # the killed process's last requests have landed by now
         started = service.start()
         try:
+            eventually(lambda: httpx.get(f"{service.base}/readyz", timeout=10).status_code
+                       == 200, "/readyz after the restart", timeout=120,
+                       ignore=(httpx.TransportError,))
+            out.ready_s.append(time.monotonic() - started)
             eventually(lambda before=before: stands.writes() != before,
                        "an action after the restart", timeout=120)
         except AssertionError:  # nothing was left to do: no time to report

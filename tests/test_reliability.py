@@ -42,6 +42,8 @@ from tests.support import ROOT, WAIT_S, eventually
 
 def test_kill_9_under_load_loses_nothing_acknowledged_and_acts_once(
         tmp_path: Path, db_url: str) -> None:
+    """240 signed deliveries (tests/soak.py), `serve` killed twice at random moments:
+    every acknowledged delivery decided once, every action taken once."""
     out = soak(tmp_path, db_url, count=240, kills=2, seed=14)
     report = "\n".join(out.lines())
     print(f"\n{report}")
