@@ -50,7 +50,8 @@ def run(database: str, workdir: Path, args: argparse.Namespace) -> Outcome:
                          check=True, capture_output=True, text=True).stdout.strip()
     try:
         subprocess.run([sys.executable, "-m", "router.cli", "db", "upgrade"], cwd=ROOT,
-                       check=True, env={**os.environ, "FIRSTLINE_DATABASE_URL": url})
+                       check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "FIRSTLINE_DATABASE_URL": url})
         return soak(workdir, url, args.deliveries, args.kills, args.seed, args.settle)
     finally:
         subprocess.run([str(ROOT / "scripts" / "pg-test-server"), "stop", str(server)],
