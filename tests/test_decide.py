@@ -5,10 +5,21 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import yaml
+
 from router.core.decide import decide
 from router.core.model import Check, Decision, Event, History
 from router.core.simulate import Delivery, simulate
-from tests.support import at, event_for, example_scope, fixture_event, fixture_item, scope_with
+from router.scope.load import Scope
+from tests.support import (
+    EXAMPLE_SCOPE,
+    at,
+    event_for,
+    example_scope,
+    fixture_event,
+    fixture_item,
+    scope_with,
+)
 
 SCOPE = example_scope()
 CTO_JIRA = "5cedcb4355a88a0fc86388ba"
@@ -354,3 +365,43 @@ def test_evidence_lists_every_trigger_with_the_values_seen() -> None:
     assert triggers["revenue-path"]["held"] is True
     assert Check("labels", True, "label payments") in triggers["revenue-path"]["checks"]
     assert triggers["many-users"]["checks"] == (Check("kind", False, "kind ticket"),)
+
+
+# --- time-boxed lines -------------------------------------------------------------------
+
+def _stint_scope() -> Scope:
+    """The example note with a rescue stint for cloud-bill work before its other lines."""
+    stint = {"name": "Payments rescue", "match": {"labels": ["cloud-bill"]}, "owner": "cto",
+             "cost": "2h", "until": "2026-11-20", "mode": "rescue"}
+    owners = yaml.safe_load(EXAMPLE_SCOPE.read_text())["owners"]
+    return scope_with(owners=[stint, *owners])
+
+
+def test_a_time_boxed_line_applies_through_its_last_local_day_then_the_next_line_takes_over(
+) -> None:
+    scope = _stint_scope()
+    item = replace(TICKET, labels=frozenset({"cloud-bill"}), default_severity="sev3")
+    event = event_for(item, actor=SUPPORT_JIRA)
+    # Europe/Berlin is UTC+1 in November: 22:59 UTC is the 20th's last minute there.
+    last = decide(event, scope, History(), at("2026-11-20T22:59:00+00:00"))
+    assert (last.outcome, last.owner, last.scope, last.cap_hours) == (
+        "keep", "cto", "Payments rescue", 2.0)
+    assert "skipped" not in last.evidence["owner"]
+    after = decide(event, scope, History(), at("2026-11-20T23:00:00+00:00"))
+    assert (after.outcome, after.owner, after.scope) == ("reassign", "ops-lead",
+                                                         "Cloud bill checks")
+    assert after.evidence["owner"]["skipped"] == [
+        {"line": "Payments rescue", "index": 0, "until": "2026-11-20", "mode": "rescue",
+         "why": "expired: its last day was 2026-11-20"}]
+
+
+def test_replay_honours_a_time_boxed_lines_end() -> None:
+    deliveries = []
+    for n, when in enumerate(("2026-11-19T10:00:00+00:00", "2026-11-23T10:00:00+00:00")):
+        item = replace(TICKET, id=f"5{n}", key=f"TES-{500 + n}", default_severity="sev3",
+                       labels=frozenset({"cloud-bill"}), created_at=at(when),
+                       updated_at=at(when))
+        deliveries.append(Delivery(f"s{n}", event_for(item)))
+    got = [(s.decision.outcome, s.decision.scope)
+           for s in simulate(deliveries, _stint_scope())]
+    assert got == [("keep", "Payments rescue"), ("reassign", "Cloud bill checks")]

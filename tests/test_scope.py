@@ -112,6 +112,16 @@ INVALID: dict[str, list[tuple[int, str]]] = {
     "reviews_without_project": [(9, "reviews.project: missing required key 'project'")],
     "reviews_in_pagerduty": [
         (9, "reviews.source: Input should be 'jira', 'linear' or 'github' (got 'pagerduty')")],
+    # time-boxed stints of CTO work
+    "stint_mode_without_until": [
+        (10, "owners[0].mode: a rescue stint needs until: the last day it applies "
+             "(YYYY-MM-DD), set on day one")],
+    "bad_until": [
+        (11, "owners[0].until: until 'end of March': use YYYY-MM-DD (the last day the line "
+             "applies)")],
+    "unknown_stint_mode": [
+        (10, "owners[0].mode: Input should be 'rescue', 'cleanup' or 'coaching' "
+             "(got 'firefighting')")],
     # the file itself
     "duplicate_key": [(9, "not valid YAML: key 'cto' is given twice")],
     "yaml_syntax_error": [(5, "not valid YAML: expected ',' or '}', but got ':'")],
@@ -175,6 +185,9 @@ def test_the_invalid_files_are_otherwise_valid() -> None:
         "duplicate_trigger_id": ("  - id: legal\n    name: Compliance",
                                  "  - id: compliance\n    name: Compliance"),
         "bad_regex": ('"(gdpr|subpoena"', '"(gdpr|subpoena)"'),
+        "stint_mode_without_until": ("mode: rescue", "mode: rescue\n    until: 2026-12-31"),
+        "bad_until": ("until: end of March", "until: 2027-03-31"),
+        "unknown_stint_mode": ("mode: firefighting", "mode: coaching"),
     }
     for stem, (old, new) in mended.items():
         text = invalid_path(stem).read_text()
@@ -505,3 +518,41 @@ def test_optional_top_level_keys() -> None:
     assert scope.note.reviews.labels == ["postmortem"]
     assert scope.cap_hours == 4.5
     assert scope.week_starts == 6
+
+
+# -- time-boxed lines -------------------------------------------------------------------
+
+STINT = BASE.replace("  - name: Everything else", """\
+  - name: Payments rescue
+    match: {labels: [payments]}
+    owner: cto
+    cost: 2h
+    until: 2026-11-20
+    mode: rescue
+    note: until the new payments lead starts
+  - name: Everything else""")
+
+
+def test_a_time_boxed_line_carries_its_end_mode_and_note() -> None:
+    scope = _parse(STINT)
+    line = scope.owners[0]
+    assert (line.until, line.mode, line.note) == (
+        date(2026, 11, 20), "rescue", "until the new payments lead starts")
+    assert not line.expired_on(date(2026, 11, 20))  # its last day still applies
+    assert line.expired_on(date(2026, 11, 21))
+    assert scope.owners[1].until is None and not scope.owners[1].expired_on(date(2099, 1, 1))
+
+
+def test_until_may_be_quoted_and_needs_no_mode() -> None:
+    scope = _parse(STINT.replace("until: 2026-11-20", 'until: "2026-11-20"')
+                   .replace("    mode: rescue\n", ""))
+    assert (scope.owners[0].until, scope.owners[0].mode) == (date(2026, 11, 20), None)
+
+
+def test_a_line_past_its_date_is_warned_about_as_of_today(tmp_path: Path) -> None:
+    path = _write(tmp_path, STINT)
+    line = STINT.splitlines().index("    until: 2026-11-20") + 1
+    assert load_scope(path, today=date(2026, 11, 20))[1] == []
+    assert load_scope(path, today=date(2026, 11, 21))[1] == [
+        f"{path}:{line}: warning: owners[0].until: the rescue stint 'Payments rescue' ended "
+        "on 2026-11-20: it no longer matches; remove it or set a new until"]

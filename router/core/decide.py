@@ -69,7 +69,7 @@ def _context(event: Event, item: WorkItem, scope: Scope, history: History,
         not scope.is_firstline(item.source, _assigner_account(a, event, history))
         for a in item.assignees)
     facts = Facts(item, severity, keys, reporter, named)
-    line, line_checks = _owner_line(scope, facts)
+    line, line_checks, skipped = _owner_line(scope, facts, now)
     owner, away_note = effective_owner(scope, line.owner if line else None, now)
     cto_account = scope.people[scope.cto].accounts.get(item.source)
     cto_assigned = cto_account is not None and cto_account.lower() in (
@@ -81,7 +81,7 @@ def _context(event: Event, item: WorkItem, scope: Scope, history: History,
     evidence: dict[str, Any] = {
         "severity": severity_evidence,
         "owner": {"line": line.name if line else None, "index": line.index if line else None,
-                  "checks": line_checks, "owner": owner, **away_note},
+                  "checks": line_checks, "owner": owner, **away_note, **skipped},
         "assignees": list(keys),
         "assigner": assigner,
     }
@@ -111,12 +111,25 @@ def _severity(item: WorkItem, scope: Scope) -> tuple[Severity, dict[str, Any]]:
                                    "because": [f"{item.source} default for {saw}"]}
 
 
-def _owner_line(scope: Scope, facts: Facts) -> tuple[OwnerRule | None, tuple[Check, ...]]:
+def _owner_line(scope: Scope, facts: Facts, now: datetime) \
+        -> tuple[OwnerRule | None, tuple[Check, ...], dict[str, Any]]:
+    """Return the first owner line that matches and is not past its `until`, its checks,
+    and the evidence of matching lines skipped because their time-box ended."""
+    skipped: list[dict[str, Any]] = []
+    day = None
     for line in scope.owners:
         result = line.matcher(facts)
-        if result.held:
-            return line, result.checks
-    return None, ()
+        if not result.held:
+            continue
+        if line.until is not None:
+            day = day or local_day(scope, now)
+            if line.expired_on(day):
+                skipped.append({"line": line.name, "index": line.index,
+                                "until": line.until.isoformat(), "mode": line.mode,
+                                "why": f"expired: its last day was {line.until}"})
+                continue
+        return line, result.checks, ({"skipped": skipped} if skipped else {})
+    return None, (), ({"skipped": skipped} if skipped else {})
 
 
 def effective_owner(scope: Scope, owner: str | None, now: datetime) \

@@ -61,6 +61,13 @@ class OwnerRule:
     matcher: Matcher
     owner: str
     cost_hours: float
+    until: date | None = None  # the last local day the line applies (a time-boxed stint)
+    mode: str | None = None  # rescue | cleanup | coaching
+    note: str | None = None
+
+    def expired_on(self, day: date) -> bool:
+        """Tell whether the line no longer applies on local `day` (its `until` passed)."""
+        return self.until is not None and day > self.until
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,20 +124,26 @@ class Scope:
         return account is not None and account.lower() in self.firstline[source]
 
 
-def load_scope(path: str | Path, paging_service_id: str | None = None) -> tuple[Scope, list[str]]:
-    """Read, validate and compile a scope note; return it with its warnings."""
+def load_scope(path: str | Path, paging_service_id: str | None = None,
+               today: date | None = None) -> tuple[Scope, list[str]]:
+    """Read, validate and compile a scope note; return it with its warnings (as of
+    `today`, see `parse_scope`)."""
     shown = str(path)
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ScopeError(shown, [Problem(1, f"cannot read the scope note: {exc.strerror}")]) \
             from exc
-    return parse_scope(raw, shown, paging_service_id)
+    return parse_scope(raw, shown, paging_service_id, today)
 
 
-def parse_scope(raw: bytes, shown: str, paging_service_id: str | None = None) \
-        -> tuple[Scope, list[str]]:
-    """Validate scope-note bytes (named `shown` in messages) and compile them."""
+def parse_scope(raw: bytes, shown: str, paging_service_id: str | None = None,
+                today: date | None = None) -> tuple[Scope, list[str]]:
+    """Validate scope-note bytes (named `shown` in messages) and compile them.
+
+    `today` (default: the local date in the note's timezone) is what time-boxed lines
+    are warned about: a line past its `until` no longer matches.
+    """
     try:
         data, lines = load_with_lines(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -148,7 +161,10 @@ def parse_scope(raw: bytes, shown: str, paging_service_id: str | None = None) \
     problems = [Problem(line_of(lines, p), f"{_dotted(p)}: {m}") for p, m in _cross_check(note)]
     if problems:
         raise ScopeError(shown, problems)
-    found = sorted(((line_of(lines, p), p, m) for p, m in _warnings(note)), key=lambda w: w[0])
+    if today is None:
+        today = datetime.now(ZoneInfo(note.timezone)).date()
+    found = sorted(((line_of(lines, p), p, m) for p, m in _warnings(note, today)),
+                   key=lambda w: w[0])
     warnings = [f"{shown}:{line}: warning: {_dotted(p)}: {m}" for line, p, m in found]
     digest = hashlib.sha256(raw).hexdigest()[:16]
     return _compile(note, shown, digest, paging_service_id), warnings
@@ -199,6 +215,9 @@ def _cross_check(note: ScopeNote) -> Iterator[Finding]:
                 yield ("people", key, "backup"), "a person cannot be their own backup"
     for i, line in enumerate(note.owners):
         yield from known(line.owner, ("owners", i, "owner"))
+        if line.mode is not None and line.until is None:
+            yield ("owners", i, "mode"), f"a {line.mode} stint needs until: the last day " \
+                "it applies (YYYY-MM-DD), set on day one"
         yield from _match_refs(line.match, ("owners", i, "match"), people, severity_ok=True)
     for i, rule in enumerate(note.severity):
         yield from _match_refs(rule.match, ("severity", i, "match"), people, severity_ok=False)
@@ -235,7 +254,7 @@ def _match_refs(spec: MatchSpec | None, where: tuple[Any, ...], people: dict[str
     yield from _match_refs(spec.not_, (*where, "not"), people, severity_ok)
 
 
-def _warnings(note: ScopeNote) -> Iterator[Finding]:
+def _warnings(note: ScopeNote, today: date) -> Iterator[Finding]:
     last = len(note.owners) - 1
     if note.owners[last].match is not None and note.owners[last].match != MatchSpec():
         yield ("owners", last), "the last owner line has a match: work that matches no " \
@@ -254,6 +273,11 @@ def _warnings(note: ScopeNote) -> Iterator[Finding]:
     for key, person in note.people.items():
         if person.away and person.backup is None:
             yield ("people", key, "away"), f"{key} is away at times but has no backup"
+    for i, line in enumerate(note.owners):
+        if line.until is not None and today > line.until:
+            stint = f"{line.mode} stint" if line.mode else "line"
+            yield ("owners", i, "until"), f"the {stint} {line.name!r} ended on " \
+                f"{line.until}: it no longer matches; remove it or set a new until"
 
 
 def _compile(note: ScopeNote, shown: str, digest: str, paging_service_id: str | None) -> Scope:
@@ -276,7 +300,7 @@ def _compile(note: ScopeNote, shown: str, digest: str, paging_service_id: str | 
         path=shown, hash=digest, note=note, tz=calendar.tz, calendar=calendar, people=people,
         cto=note.cto, accounts=accounts, firstline=firstline,
         owners=tuple(OwnerRule(i, o.name, compile_match(o.match, keys), o.owner,
-                               _cost_hours(o.cost, calendar))
+                               _cost_hours(o.cost, calendar), o.until, o.mode, o.note)
                      for i, o in enumerate(note.owners)),
         severity_rules=tuple(SeverityRule(i, compile_match(r.match, keys), r.severity)
                              for i, r in enumerate(note.severity)),

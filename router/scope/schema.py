@@ -7,7 +7,7 @@ values); `router.scope.load` adds the cross-checks (person keys, duplicate ids) 
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -195,11 +195,29 @@ class Accounts(Strict):
     pagerduty: Text | None = None
 
 
+def _day(value: Any) -> Any:
+    """Read `until` as a calendar date; YAML gives a date, a quoted one is text."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError as exc:
+        raise ValueError(f"until {value!r}: use YYYY-MM-DD (the last day the line "
+                         "applies)") from exc
+
+
+Day = Annotated[date, BeforeValidator(_day)]
+StintMode = Literal["rescue", "cleanup", "coaching"]
+
+
 class OwnerLine(Strict):
     name: str
     match: MatchSpec | None = None
     owner: str
     cost: DurationText = "1h"
+    until: Day | None = None  # the last day the line applies, in the note's timezone
+    mode: StintMode | None = None  # a time-boxed stint of CTO work
+    note: str | None = None  # free text, shown with the stint
 
 
 class SeverityRule(Strict):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from router.scope.load import Scope
+from datetime import date, datetime
+
+from router.scope.load import OwnerRule, Scope
 from router.scope.schema import MatchSpec, SeverityBound
 
 
-def describe_scope(scope: Scope) -> str:
-    """Return who owns what, how severe is what, the CTO triggers, and the cap."""
+def describe_scope(scope: Scope, today: date | None = None) -> str:
+    """Return who owns what, how severe is what, the CTO triggers, and the cap; a
+    time-boxed line shows its stint, ended or not as of `today` (default: the note's)."""
     note = scope.note
+    today = today or datetime.now(scope.tz).date()
     cto = scope.people[scope.cto]
     lines = [f"Scope note {scope.path} ({note.mode} mode, {note.timezone}, "
              f"version {scope.hash[:8]})", "", "Who owns first response (first match wins):"]
@@ -16,7 +20,8 @@ def describe_scope(scope: Scope) -> str:
         person = scope.people[line.owner]
         cost = f" — costs the CTO {line.cost}" if line.owner == scope.cto else ""
         lines.append(f"  {i}. {line.name}: {describe_match(line.match)} -> {person.name} "
-                     f"({line.owner}){_away(scope, line.owner)}{cost}")
+                     f"({line.owner}){_away(scope, line.owner)}{cost}"
+                     f"{_stint(scope.owners[i - 1], today)}")
     if note.severity:
         lines += ["", "Severity (first match wins, else the trackers' own priorities):"]
         lines += [f"  - {describe_match(r.match)} -> {r.severity}" for r in note.severity]
@@ -65,6 +70,16 @@ def describe_match(spec: MatchSpec | None) -> str:
     if spec.not_:
         parts.append(f"not ({describe_match(spec.not_)})")
     return ", ".join(parts)
+
+
+def _stint(line: OwnerRule, today: date) -> str:
+    """Return ` — rescue stint until 2026-12-31 (ended): note` for a time-boxed line."""
+    if line.until is None:
+        return ""
+    kind = f"{line.mode} stint" if line.mode else "time-boxed"
+    ended = " (ended: no longer matches)" if line.expired_on(today) else ""
+    note = f": {line.note}" if line.note else ""
+    return f" — {kind} until {line.until}{ended}{note}"
 
 
 def _away(scope: Scope, key: str) -> str:
