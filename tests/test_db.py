@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Engine, inspect, select
 
 from router.db.engine import make_engine, pending_migrations, upgrade
-from router.db.tables import outbox
+from router.db.tables import decisions, items, outbox
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -> None:
@@ -62,3 +63,47 @@ def test_upgrading_to_0004_names_the_item_of_every_queued_action(empty_db_url: s
 def test_an_unsupported_database_url_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported database URL scheme 'mysql'"):
         make_engine("mysql://localhost/firstline")
+
+
+def test_upgrading_to_0008_records_time_to_owner_on_each_items_first_owning_decision(
+        empty_db_url: str) -> None:
+    """Rows decided before 0008 get their time to owner from their stored decisions."""
+    upgrade(empty_db_url, "0007")
+    engine = make_engine(empty_db_url)
+    created = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+    def decision(n: int, item: str, outcome: str, minutes: int, reason: str = "r",
+                 actions: str = "[]", evidence: str = "{}") -> dict[str, object]:
+        at = created + timedelta(minutes=minutes)
+        return dict(inbox_id=n, source="jira", item_id=item, item_key=f"OPS-{item}",
+                    event_type="jira:issue_updated", outcome=outcome, triggers="[]",
+                    reason=reason, evidence=evidence, actions=actions, scope_hash="h",
+                    event_at=at, decided_at=at)
+
+    history = orjson.dumps({"newest_at": None, "created_at": created.isoformat(),
+                            "held_since": {}, "assigned_by": {}, "handed_away": False})
+    old_decisions = sa.table(*(["decisions"] + [sa.column(c) for c in (
+        "inbox_id", "source", "item_id", "item_key", "event_type", "outcome", "triggers",
+        "reason", "evidence", "actions", "scope_hash", "event_at", "decided_at")]))
+    try:
+        with engine.begin() as conn:
+            conn.execute(items.insert(), [
+                dict(source="jira", item_id=i, key=f"OPS-{i}", state="{}",
+                     history=history.decode(), updated_at=created) for i in ("1", "2", "3")])
+            conn.execute(old_decisions.insert(), [
+                decision(1, "1", "keep", 1, "The item is resolved: nothing to route."),
+                decision(2, "1", "reassign", 20),  # its first owner
+                decision(3, "1", "reassign", 40),
+                decision(4, "2", "escalate", 7, actions='[{"type": "page"}, {"type": "assign"}]'),
+                decision(5, "3", "keep", 3, "Already with support-lead, not the CTO: ..."),
+                decision(6, "3", "defer", 1)])  # out of order: 3's first owner is still at 3
+        upgrade(empty_db_url)
+        with engine.connect() as conn:
+            got = conn.execute(select(decisions.c.inbox_id, decisions.c.owner_minutes)
+                               .order_by(decisions.c.inbox_id)).all()
+            owned = {key: orjson.loads(h)["owned"] for key, h in conn.execute(
+                select(items.c.key, items.c.history))}
+        assert got == [(1, None), (2, 20.0), (3, None), (4, 7.0), (5, 3.0), (6, None)]
+        assert owned == {"OPS-1": True, "OPS-2": True, "OPS-3": True}
+    finally:
+        engine.dispose()

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import yaml
 
 from router.core.decide import decide
+from router.core.history import history_from_json, history_to_json, remember
 from router.core.model import Check, Decision, Event, History
 from router.core.simulate import Delivery, simulate
 from router.scope.load import Scope
@@ -405,3 +406,50 @@ def test_replay_honours_a_time_boxed_lines_end() -> None:
     got = [(s.decision.outcome, s.decision.scope)
            for s in simulate(deliveries, _stint_scope())]
     assert got == [("keep", "Payments rescue"), ("reassign", "Cloud bill checks")]
+
+
+# --- time to owner ----------------------------------------------------------------------
+
+def test_the_first_decision_that_names_an_owner_records_the_minutes_since_creation() -> None:
+    event = ticket(default_severity="sev3", priority="Medium")
+    first = run(event, now=T0 + timedelta(minutes=12))
+    assert (first.outcome, first.owner_minutes) == ("reassign", 12.0)
+    later = run(event, History(newest_at=T0, owned=True), now=T0 + timedelta(minutes=30))
+    assert later.owner_minutes is None  # only the first one counts
+
+
+def test_time_to_owner_counts_from_the_earliest_creation_seen() -> None:
+    event = ticket(default_severity="sev3", priority="Medium")
+    d = run(event, History(newest_at=T0, created_at=T0 - timedelta(hours=1)),
+            now=T0 + timedelta(minutes=5))
+    assert d.owner_minutes == 65.0
+
+
+def test_a_person_already_on_it_or_an_escalation_kept_by_the_team_is_an_owner() -> None:
+    assert run(ticket(assignees=(SUPPORT_JIRA,), default_severity="sev3"),
+               now=T0 + timedelta(minutes=3)).owner_minutes == 3.0
+    escalated = run(ticket(labels=frozenset({"legal"})), now=T0)
+    assert (escalated.outcome, escalated.owner_minutes) == ("escalate", 0.0)
+
+
+def test_cto_work_and_resolved_items_record_no_time_to_owner() -> None:
+    assert architecture(cap_used_hours=0.0).owner_minutes is None
+    own = replace(TICKET, assignees=(CTO_JIRA,), default_severity="sev3")
+    assert run(event_for(own, actor=CTO_JIRA, assigned=(CTO_JIRA,))).owner_minutes is None
+    assert run(ticket(status="resolved")).owner_minutes is None
+
+
+def test_a_put_back_records_who_put_it_back() -> None:
+    item = replace(TICKET, assignees=(CTO_JIRA,), default_severity="sev3")
+    d = run(event_for(item, actor=SUPPORT_JIRA, assigned=(CTO_JIRA,)),
+            History(newest_at=T0 - timedelta(minutes=5), handed_away=True))
+    assert (d.cap_hours, d.exception, d.handed_back, d.assigner) == (
+        1.0, False, False, "support-lead")
+
+
+def test_history_remembers_that_the_item_was_owned() -> None:
+    event = ticket(default_severity="sev3", priority="Medium")
+    after = remember(History(), event, run(event))
+    assert after.owned
+    assert history_from_json(history_to_json(after)).owned
+    assert not history_from_json({}).owned  # rows written before it existed

@@ -86,7 +86,7 @@ def _context(event: Event, item: WorkItem, scope: Scope, history: History,
         "assigner": assigner,
     }
     return Context(event, item, scope, history, facts, line, owner, cto_account, cto_assigned,
-                assigner, evidence)
+                   assigner, evidence, now)
 
 
 def _assigner_account(account: str, event: Event, history: History) -> str | None:
@@ -208,5 +208,8 @@ def _resolved(ctx: Context) -> Decision:
 def _escalate(ctx: Context, fired: list[TriggerHit], now: datetime) -> Decision:
     actions, note = escalation_actions(ctx, fired, now)
     names = ", ".join(f"{t.id} ({t.name})" for t in fired)
+    # The team keeps first response: its owner, or whoever (not the CTO) already has it.
+    owned = (ctx.owner is not None and ctx.owner != ctx.scope.cto) or (
+        bool(ctx.item.assignees) and not ctx.cto_assigned)
     return ctx.decision("escalate", f"CTO trigger {names} fired{note}.", triggers=tuple(fired),
-                        actions=actions)
+                        actions=actions, owned=owned)

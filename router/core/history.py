@@ -31,6 +31,7 @@ def remember(history: History, event: Event, decision: Decision) -> History:
         held_since=_held_since(history, event, decision, first_sight),
         assigned_by=_assigned_by(history, event, first_sight),
         handed_away=history.handed_away or any(a.remove for a in decision.actions),
+        owned=history.owned or decision.owner_minutes is not None,
     )
 
 
@@ -73,6 +74,7 @@ def history_to_json(history: History) -> dict[str, Any]:
         "held_since": {k: v.isoformat() for k, v in history.held_since.items()},
         "assigned_by": history.assigned_by,
         "handed_away": history.handed_away,
+        "owned": history.owned,
     }
 
 
@@ -86,4 +88,5 @@ def history_from_json(data: dict[str, Any]) -> History:
         held_since={k: datetime.fromisoformat(v) for k, v in data.get("held_since", {}).items()},
         assigned_by=dict(data.get("assigned_by", {})),
         handed_away=bool(data.get("handed_away", False)),
+        owned=bool(data.get("owned", False)),
     )

@@ -187,6 +187,9 @@ class Decision:
     exception: bool = False  # the CTO took it themself, or a person put it back
     handed_back: bool = False  # reached the CTO and firstline handed it on
     assigner: str | None = None  # who put the CTO there (person key or account)
+    # Minutes from the item's creation to this decision, on the first decision that left
+    # it with a first-response owner other than the CTO ("time to owner" in the reports).
+    owner_minutes: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +207,7 @@ class History:
     held_since: dict[str, datetime] = field(default_factory=dict)  # timed trigger -> stretch start
     assigned_by: dict[str, str | None] = field(default_factory=dict)  # account (lower) -> actor
     handed_away: bool = False  # firstline already took it off the CTO once
+    owned: bool = False  # a decision already left it with a first-response owner
     # Open pages this item belongs to: dedup key -> how many other open items share it.
     member_of: dict[str, int] = field(default_factory=dict)
     open_pages: AbstractSet[str] = frozenset()  # every open page's dedup key

@@ -85,14 +85,15 @@ def route(ctx: Context) -> Decision:
             return _cto_owned(ctx)
         return ctx.decision("reassign", f"Assigned to the CTO by {_who(ctx.assigner)}; "
                             f"{_scope_words(ctx)}: handed to {ctx.owner}.",
-                            actions=_hand_to_owner(ctx, with_comment=True), handed_back=True)
+                            actions=_hand_to_owner(ctx, with_comment=True), handed_back=True,
+                            owned=True)
     if item.assignees:
         return ctx.decision("keep", f"Already with {', '.join(ctx.facts.assignees)}, not the "
-                            "CTO: firstline never overrides that.")
+                            "CTO: firstline never overrides that.", owned=True)
     if ctx.owner == scope.cto:
         return _cto_owned(ctx)
     return ctx.decision("reassign", f"Unassigned; {_scope_words(ctx)}: assigned to {ctx.owner}.",
-                        actions=_hand_to_owner(ctx, with_comment=True))
+                        actions=_hand_to_owner(ctx, with_comment=True), owned=True)
 
 
 def _cto_owned(ctx: Context) -> Decision:

@@ -141,6 +141,9 @@ decisions = Table(
     Column("exception", Boolean, nullable=False, server_default="0"),
     Column("handed_back", Boolean, nullable=False, server_default="0"),
     Column("assigner", String(255), nullable=True),
+    # Minutes from the item's creation, on the first decision that gave it a
+    # first-response owner (router.core.model.Decision.owner_minutes).
+    Column("owner_minutes", Float, nullable=True),
     Index(None, "event_at"),
     Index(None, "source", "item_key"),
     # The dashboard's reads (migration 0006): newest of an outcome, an item's decisions,
