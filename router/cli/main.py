@@ -2,7 +2,7 @@
 
 Every failure a user can cause (a bad file, an unknown source, an invalid scope note)
 ends with a one-line message naming the file and the problem and exit status 1, never a
-traceback.
+traceback; a malformed argument value (a month not YYYY-MM) exits 2, as argparse does.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from router.cli import backfill as backfill_cli
+from router.cli import monthly as monthly_cli
 from router.cli import payloads
 from router.cli import reviews as reviews_cli
 from router.cli import service as service_cli
@@ -22,6 +24,7 @@ from router.core.compare import Summary, compare, totals
 from router.core.decide import decide
 from router.core.model import History
 from router.core.simulate import Step, simulate
+from router.reviews.periods import BadMonth
 from router.scope.load import Scope, ScopeError, load_scope
 from router.scope.text import describe_scope
 
@@ -42,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScopeError as exc:
         print("\n".join(exc.lines()), file=sys.stderr)
         return 1
+    except BadMonth as exc:
+        print(f"firstline: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
@@ -82,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="payload files, or folders searched for *.json")
     p.set_defaults(func=cmd_replay)
 
+    monthly_cli.add_commands(sub)
+
     p = sub.add_parser("serve", help="run the service: receive, decide and act, one process")
     p.add_argument("--rules", help="scope note (default: FIRSTLINE_RULES or ./scope.yaml)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on "
@@ -114,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     dbsub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     up = dbsub.add_parser("upgrade", help="apply database migrations")
     up.set_defaults(func=service_cli.cmd_db_upgrade)
+    load = dbsub.add_parser("load", help="store recorded deliveries and decide each as of "
+                            "its own time (shadow mode only)")
+    load.add_argument("--rules", help="scope note (default: FIRSTLINE_RULES or ./scope.yaml)")
+    load.add_argument("--source", help="source of files not under a <source>/ folder")
+    load.add_argument("paths", nargs="+", metavar="DIR_OR_FILE",
+                      help="payload files, or folders searched for *.json")
+    load.set_defaults(func=backfill_cli.cmd_db_load)
     parser.description = "firstline: " + " | ".join(sub.choices)
     return parser
 

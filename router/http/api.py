@@ -19,6 +19,7 @@ from router.db.reads import decisions as decision_reads
 from router.db.reads import escalations as escalation_reads
 from router.db.reads.decisions import DecisionFilter
 from router.db.reads.escalations import Filter
+from router.http.reviews import reviews_api
 from router.reviews.checklist import UnknownEscalation, build_review
 from router.reviews.checklist_render import review_json, review_markdown
 from router.scope.load import Scope
@@ -123,6 +124,7 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
         return {"path": current.path, "hash": current.hash, "mode": current.mode,
                 "note": current.note.model_dump(mode="json", by_alias=True, exclude_unset=True)}
 
+    api.include_router(reviews_api(engine, scope))  # /reports/monthly, /exceptions
     return api
 
 
