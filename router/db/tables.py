@@ -146,7 +146,7 @@ decisions = Table(
     Column("owner_minutes", Float, nullable=True),
     Index(None, "event_at"),
     Index(None, "source", "item_key"),
-    # The dashboard's reads (migration 0006): newest of an outcome, an item's decisions,
+    # The dashboard's reads (migration 0008): newest of an outcome, an item's decisions,
     # the week's hand-backs and deferrals (partial: only those rows are indexed).
     Index(None, "outcome", "id"),
     Index(None, "source", "item_id"),
@@ -154,6 +154,11 @@ decisions = Table(
           sqlite_where=text("handed_back"), postgresql_where=text("handed_back")),
     Index("ix_decisions_deferred_event_at", "event_at",
           sqlite_where=text("outcome = 'defer'"), postgresql_where=text("outcome = 'defer'")),
+    # The month's figures (router.reviews.figures) read these columns only: with them in
+    # the index, the monthly review scans the index, never the rows and their evidence.
+    Index("ix_decisions_month", "event_at", "outcome", "source", "scope_line", "item_id",
+          "handed_back", "exception", "cap_hours", "assigner", "owner", "owner_minutes",
+          "item_key"),
 )
 
 timers = Table(

@@ -19,7 +19,6 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     Connection,
-    String,
     and_,
     case,
     cast,
@@ -34,8 +33,9 @@ from router.db.tables import charges, decisions, escalation_items, escalations, 
 from router.reviews.periods import Month
 
 D = decisions.c
-ITEM = D.source + literal(":") + D.item_id
 # The item's time reached the CTO: paged, assigned to the CTO, CTO-owned or deferred.
+# How far a decision's time may be from its event's (late deliveries, clock skew).
+LATE = timedelta(days=2)
 REACHED = or_(D.outcome.in_(("escalate", "defer")), D.handed_back.is_(True),
               D.exception.is_(True), D.cap_hours > 0)
 
@@ -46,35 +46,61 @@ def in_month(month: Month) -> ColumnElement[bool]:
 
 
 @dataclass(frozen=True, slots=True)
+class Sent:
+    """Work someone else put on the CTO: a hand-back, or a put-back after one."""
+
+    source: str
+    who: str | None  # the assigner (person key or account); None: not known
+    handed_back: bool
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Tally:
-    """Counts over every decision of the month."""
+    """Counts over every decision of the month, from one grouped scan."""
 
     by_outcome: dict[str, int]
     handed_back_by_source: dict[str, int]
     exceptions: int
-    fired: dict[str, int]  # trigger id -> decisions it fired on
+    sent: list[Sent]
 
 
-def tally(conn: Connection, month: Month, trigger_ids: list[str]) -> Tally:
-    """Count decisions by outcome, hand-backs by source, exceptions, and triggers fired."""
-    fired = [func.sum(case((and_(D.outcome == "escalate",
-                                 D.triggers.contains(f'"{t}"', autoescape=True)), 1),
-                           else_=0)) for t in trigger_ids]
-    stmt = (select(D.outcome, D.source, D.handed_back, D.exception, func.count(), *fired)
-            .where(in_month(month)).group_by(D.outcome, D.source, D.handed_back, D.exception))
+def tally(conn: Connection, month: Month, cto: str) -> Tally:
+    """Count decisions by outcome, hand-backs by source and sender, the CTO's own
+    exceptions, and put-backs (charged to the cap, assigned to the CTO by someone, not
+    CTO-owned), grouping on columns the month index covers."""
+    charged, cto_owned = (D.cap_hours > 0).label("charged"), (D.owner == cto).label("cto")
+    keys = (D.outcome, D.source, D.handed_back, D.exception, D.assigner, charged, cto_owned)
+    stmt = select(*keys, func.count()).where(in_month(month)).group_by(*keys)
     by_outcome: Counter[str] = Counter()
     handed: Counter[str] = Counter()
     exceptions = 0
-    per_trigger: Counter[str] = Counter()
-    for outcome, source, handed_back, exception, n, *hits in conn.execute(stmt):
+    sent: Counter[tuple[str, str | None, bool]] = Counter()
+    for outcome, source, handed_back, exception, who, paid, own, n in conn.execute(stmt):
         by_outcome[outcome] += n
+        exceptions += n if exception else 0
         if handed_back:
             handed[source] += n
-        if exception:
-            exceptions += n
-        for trigger, hit in zip(trigger_ids, hits, strict=True):
-            per_trigger[trigger] += int(hit or 0)
-    return Tally(dict(by_outcome), dict(handed), exceptions, dict(per_trigger))
+            sent[(source, who, True)] += n
+        elif paid and who is not None and not exception and not own:
+            sent[(source, who, False)] += n
+    return Tally(dict(by_outcome), dict(handed), exceptions,
+                 [Sent(source, who, back, n) for (source, who, back), n in sent.items()])
+
+
+def fired(conn: Connection, month: Month) -> Counter[str]:
+    """Count, per trigger, the decisions it fired on (escalations carry their list).
+
+    The escalations are found in the month index first, so only their rows are read.
+    """
+    escalated = select(D.id).where(in_month(month), D.outcome == "escalate")
+    stmt = (select(D.triggers, func.count()).where(D.id.in_(escalated))
+            .group_by(D.triggers))
+    out: Counter[str] = Counter()
+    for listed, n in conn.execute(stmt):
+        for trigger in orjson.loads(listed):
+            out[trigger] += n
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +113,18 @@ class LineCount:
 
 
 def lines(conn: Connection, month: Month) -> dict[str, LineCount]:
-    """Count, per owner line, the items it took and how many of them reached the CTO."""
-    stmt = (select(D.scope_line, func.count(ITEM.distinct()),
-                   func.count(case((REACHED, ITEM)).distinct()),
-                   func.count(case((D.outcome == "defer", ITEM)).distinct()),
-                   func.coalesce(func.sum(D.cap_hours), 0.0))
-            .where(in_month(month), D.scope_line.is_not(None), D.outcome != "ignore")
-            .group_by(D.scope_line))
-    return {line: LineCount(line, n, reached, deferred, float(hours))
+    """Count, per owner line, the items it took and how many of them reached the CTO:
+    first per line and item, then per line."""
+    per_item = (select(D.scope_line.label("line"),
+                       func.max(case((REACHED, 1), else_=0)).label("reached"),
+                       func.max(case((D.outcome == "defer", 1), else_=0)).label("deferred"),
+                       func.sum(D.cap_hours).label("hours"))
+                .where(in_month(month), D.scope_line.is_not(None), D.outcome != "ignore")
+                .group_by(D.scope_line, D.source, D.item_id).subquery())
+    p = per_item.c
+    stmt = select(p.line, func.count(), func.sum(p.reached), func.sum(p.deferred),
+                  func.sum(p.hours)).group_by(p.line)
+    return {line: LineCount(line, n, int(reached), int(deferred), float(hours or 0.0))
             for line, n, reached, deferred, hours in conn.execute(stmt)}
 
 
@@ -173,49 +203,38 @@ def escalation_rows(conn: Connection, month: Month) -> list[EscalationRow]:
     """Return the month's escalations (by the event time of the decision that paged),
     with their items and the hours charged for them, oldest first."""
     e = escalations.c
-    charge = (select(charges.c.hours).where(charges.c.source == "page",
-                                            charges.c.item_id == cast(e.id, String(255)))
-              .limit(1).scalar_subquery())
-    stmt = (select(e.id, e.trigger_id, e.status, e.paged_at, e.acknowledged_at, e.resolved_at,
-                   D.event_at, D.id.label("decision_id"), D.source, D.item_key, D.owner,
-                   charge.label("hours"))
-            .select_from(escalations.join(decisions, D.id == e.decision_id))
-            .where(in_month(month)).order_by(D.event_at, e.id))
-    found = conn.execute(stmt).all()
+    # paged_at is when the page was decided, at or after its event: it bounds the scan
+    # by its index; the event time then decides the month.
+    paged = escalations.join(decisions, D.id == e.decision_id)
+    month_s = (e.paged_at >= month.begins - LATE, e.paged_at < month.ends + LATE, in_month(month))
+    found = conn.execute(
+        select(e.id, e.trigger_id, e.status, e.paged_at, e.acknowledged_at, e.resolved_at,
+               D.event_at, D.id.label("decision_id"), D.source, D.item_key, D.owner)
+        .select_from(paged).where(*month_s).order_by(D.event_at, e.id)).all()
+    if not found:
+        return []
+    hours = _page_hours(conn, month)
     members: dict[int, list[str]] = {}
-    if found:
-        m = escalation_items.c
-        for esc_id, key in conn.execute(
-                select(m.escalation_id, m.item_key)
-                .where(m.escalation_id.in_([r.id for r in found]))
-                .order_by(m.escalation_id, m.joined_at, m.item_key)):
-            members.setdefault(esc_id, []).append(key)
+    m = escalation_items.c
+    for esc_id, key in conn.execute(
+            select(m.escalation_id, m.item_key)
+            .select_from(escalation_items.join(paged, e.id == m.escalation_id))
+            .where(*month_s).order_by(m.escalation_id, m.joined_at, m.item_key)):
+        members.setdefault(esc_id, []).append(key)
     return [EscalationRow(r.id, r.trigger_id, r.status, r.paged_at, r.acknowledged_at,
                           r.resolved_at, r.event_at, r.decision_id, r.source, r.item_key,
-                          r.owner, float(r.hours) if r.hours is not None else 0.0,
-                          tuple(members.get(r.id, ())))
+                          r.owner, hours.get(str(r.id), 0.0), tuple(members.get(r.id, ())))
             for r in found]
 
 
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """Work someone else put on the CTO: a hand-back, or a put-back after one."""
-
-    source: str
-    who: str | None  # the assigner (person key or account); None: not known
-    handed_back: bool
-    count: int
-
-
-def senders(conn: Connection, month: Month, cto: str) -> list[Sent]:
-    """Count hand-backs and put-backs by source and by who put the work on the CTO (a
-    put-back: charged to the cap, assigned to the CTO by someone, not CTO-owned)."""
-    put_back = and_(D.cap_hours > 0, D.assigner.is_not(None), D.exception.is_(False),
-                    D.owner != cto)
-    stmt = (select(D.source, D.assigner, D.handed_back, func.count())
-            .where(in_month(month), or_(D.handed_back.is_(True), put_back))
-            .group_by(D.source, D.assigner, D.handed_back))
-    return [Sent(source, who, bool(handed), n) for source, who, handed, n in conn.execute(stmt)]
+def _page_hours(conn: Connection, month: Month) -> dict[str, float]:
+    """Return the hours each page charged, by escalation id (as text), for the weeks
+    around the month (charges.week_start leads their key)."""
+    c = charges.c
+    stmt = select(c.item_id, c.hours).where(
+        c.week_start >= month.first - timedelta(days=7),
+        c.week_start <= month.last_day + timedelta(days=7), c.source == "page")
+    return {item_id: float(h) for item_id, h in conn.execute(stmt)}
 
 
 def unknown_assigner_reporters(conn: Connection, month: Month) -> list[tuple[str, str | None]]:
@@ -229,12 +248,15 @@ def unknown_assigner_reporters(conn: Connection, month: Month) -> list[tuple[str
 
 def charged_rows(conn: Connection, month: Month) -> list[Any]:
     """Return the month's decisions that spent the CTO's time outside a page: the CTO's
-    own exceptions and work charged to the cap, oldest first."""
+    own exceptions and work charged to the cap, oldest first.
+
+    Every column is in the month index; sorting the few rows here keeps the query on it
+    (ORDER BY event_at, id would pick the narrow event_at index and read every row).
+    """
     stmt = (select(D.id, D.event_at, D.source, D.item_key, D.owner, D.scope_line,
                    D.exception, D.assigner, D.cap_hours, D.outcome)
-            .where(in_month(month), or_(D.exception.is_(True), D.cap_hours > 0))
-            .order_by(D.event_at, D.id))
-    return list(conn.execute(stmt).all())
+            .where(in_month(month), or_(D.exception.is_(True), D.cap_hours > 0)))
+    return sorted(conn.execute(stmt).all(), key=lambda r: (r.event_at, r.id))
 
 
 def catch_all(conn: Connection, month: Month, line: str) -> tuple[Counter[str], Counter[str]]:
@@ -260,10 +282,13 @@ def catch_all(conn: Connection, month: Month, line: str) -> tuple[Counter[str], 
     return by_project, by_label
 
 
-def skipped_as_expired(conn: Connection, month: Month) -> dict[str, set[str]]:
-    """Return, per time-boxed line, the items that matched it after its last day."""
+def skipped_as_expired(conn: Connection, month: Month, since: datetime) \
+        -> dict[str, set[str]]:
+    """Return, per time-boxed line, the items that matched it after its last day (none
+    can before `since`, the earliest stop)."""
     stmt = (select(D.source, D.item_id, D.evidence)
-            .where(in_month(month), D.evidence.contains('"skipped":[', autoescape=True)))
+            .where(in_month(month), D.event_at >= since, D.outcome != "ignore",
+                   D.evidence.contains('"skipped":[', autoescape=True)))
     out: dict[str, set[str]] = {}
     for source, item_id, evidence in conn.execute(stmt):
         for entry in orjson.loads(evidence).get("owner", {}).get("skipped", []):

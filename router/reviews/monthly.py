@@ -112,13 +112,12 @@ class MonthlyReport:
 
 def monthly_report(conn: Connection, scope: Scope, month: Month) -> MonthlyReport:
     """Compute the review of `month` from the stored records, under the note in force."""
-    trigger_ids = [t.id for t in scope.triggers]
-    tally = figures.tally(conn, month, trigger_ids)
+    tally = figures.tally(conn, month, scope.cto)
+    fired = figures.fired(conn, month)
     lines = figures.lines(conn, month)
     escalations = figures.escalation_rows(conn, month)
     by_trigger = Counter(e.trigger for e in escalations)
-    sent = figures.senders(conn, month, scope.cto)
-    by_assigner, top = _senders(conn, scope, month, sent)
+    by_assigner, top = _senders(conn, scope, month, tally.sent)
     hours = figures.week_hours(conn, month)
     report = MonthlyReport(
         month=month.label, timezone=scope.note.timezone, cap_hours_per_week=scope.cap_hours,
@@ -128,12 +127,12 @@ def monthly_report(conn: Connection, scope: Scope, month: Month) -> MonthlyRepor
         escalations_by_trigger=dict(sorted(by_trigger.items())),
         handed_back_by_source=dict(sorted(tally.handed_back_by_source.items())),
         handed_back_by_assigner=by_assigner, top_senders=top, exceptions=tally.exceptions,
-        exception_items=_exception_items(conn, month),
+        exception_items=_exception_items(conn, month) if tally.exceptions else [],
         deferred=sum(c.deferred for c in lines.values()),
         time_to_owner=figures.time_to_owner(conn, month),
         scope_lines=_lines(scope, lines), time_boxed=_stints(conn, scope, month, lines),
         catch_all=_catch_all(conn, scope, month, lines),
-        triggers_fired={t: tally.fired.get(t, 0) for t in trigger_ids},
+        triggers_fired={t.id: fired.get(t.id, 0) for t in scope.triggers},
         away_without_backup=_away_without_backup(scope, month),
         decisions=dict(sorted(tally.by_outcome.items())))
     return replace(report, suggestions=tuple(suggest(report)))
@@ -195,14 +194,17 @@ def _lines(scope: Scope, counted: dict[str, figures.LineCount]) -> list[LineFigu
 
 def _stints(conn: Connection, scope: Scope, month: Month,
             counted: dict[str, figures.LineCount]) -> list[StintFigure]:
-    boxed = [o for o in scope.owners if o.until is not None]
-    if not boxed:
+    stops = {o.name: local_midnight(o.until + timedelta(days=1), scope.tz)
+             for o in scope.owners if o.until is not None}
+    if not stops:
         return []
-    after = figures.skipped_as_expired(conn, month)
+    first = min(stops.values())
+    after = figures.skipped_as_expired(conn, month, first) if first < month.ends else {}
     out = []
-    for line in boxed:
-        assert line.until is not None
-        stop = local_midnight(line.until + timedelta(days=1), scope.tz)
+    for line in scope.owners:
+        if line.until is None:
+            continue
+        stop = stops[line.name]
         late = figures.hours_after(conn, month, line.name, stop) if stop < month.ends else 0.0
         taken = counted.get(line.name)
         skipped = len(after.get(line.name, ()))
