@@ -1,0 +1,202 @@
+"""Benchmark the monthly review against a plain count of the same rows, in one run.
+
+    .venv/bin/python bench/report.py [--decisions 50000] [--pg-url URL]
+
+Seeds a month (November 2026) of deliveries made from the real vendor fixtures (each copy
+with its own item, time and sometimes a label that routes it to a line or fires a
+trigger) and decides them with the real worker, its clock following the deliveries'
+own times, until the month holds `--decisions` decisions; then times, on SQLite and (with
+`--pg-url` or FIRSTLINE_TEST_PG_URL) on PostgreSQL in a schema of its own:
+
+  count      SELECT count(*) FROM decisions WHERE event_at in the month (the baseline)
+  report     the whole monthly review (router.reviews.monthly.monthly_report)
+  log        the exception log of the same month
+
+and prints each as the median of several runs and as a ratio of the count. Goal: the
+report under 1 s and at most 10x the count. The machine's load moves all figures
+together; the ratios are the comparable part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import func, make_url, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.decide import FIXTURES, GITHUB_TYPES, VARY  # noqa: E402
+from router.db.engine import make_engine, upgrade, worker_engine  # noqa: E402
+from router.db.inbox import Delivery, insert_deliveries  # noqa: E402
+from router.db.tables import decisions  # noqa: E402
+from router.reviews.exceptions import exception_log  # noqa: E402
+from router.reviews.figures import in_month  # noqa: E402
+from router.reviews.monthly import monthly_report  # noqa: E402
+from router.reviews.periods import month_span  # noqa: E402
+from router.scope.load import Scope, load_scope  # noqa: E402
+from router.work.backfill import EventClock  # noqa: E402
+from router.work.worker import Worker  # noqa: E402
+
+# Tracker events outnumber incidents; most work routes quietly, a few labels reach lines
+# of their own or fire triggers, and most Jira tickets are of medium priority.
+SOURCES = [("jira", 0.40), ("github", 0.30), ("linear", 0.25), ("pagerduty", 0.05)]
+LABELS = [(None, 0.80), ("bug", 0.08), ("architecture", 0.05), ("cloud-bill", 0.03),
+          ("vendor", 0.02), ("payments", 0.01), ("security", 0.005), ("outage", 0.005)]
+EVENTS_PER_ITEM = 3
+RUNS = 7
+
+
+def corpus(count: int, month_start: datetime, seed: int = 11) -> list[tuple[str, str | None,
+                                                                              bytes]]:
+    """Return `count` deliveries (source, GitHub event, body) spread over 29 days; an
+    item's events come from consecutive templates of its source."""
+    rng = random.Random(seed)
+    templates: dict[str, list[tuple[str | None, Any]]] = {}
+    for source in VARY:
+        for path in sorted((FIXTURES / source).glob("*.json")):
+            event = path.name.split(".")[0] if source == "github" else None
+            templates.setdefault(source, []).append(
+                (event if event in GITHUB_TYPES else None, orjson.loads(path.read_bytes())))
+    step = timedelta(days=29) / count
+    sources, source_weights = zip(*SOURCES, strict=True)
+    labels, label_weights = zip(*LABELS, strict=True)
+    out = []
+    item = 0
+    while len(out) < count:
+        source = rng.choices(sources, source_weights)[0]
+        label = rng.choices(labels, label_weights)[0]
+        first = rng.randrange(len(templates[source]))
+        item += 1
+        for k in range(EVENTS_PER_ITEM):
+            event, template = templates[source][(first + k) % len(templates[source])]
+            payload: dict[str, Any] = copy.deepcopy(template)
+            VARY[source](payload, item, month_start + step * (len(out) + 1), label)
+            if source == "jira" and rng.random() < 0.85:
+                _priority(payload, "Medium")
+            out.append((source, event, orjson.dumps(payload)))
+    return out[:count]
+
+
+def _priority(payload: dict[str, Any], name: str) -> None:
+    fields = (payload.get("issue") or {}).get("fields") or {}
+    if isinstance(fields.get("priority"), dict):
+        fields["priority"]["name"] = name
+
+
+def seed(url: str, scope: Scope, deliveries: list[tuple[str, str | None, bytes]],
+         month_start: datetime) -> int:
+    """Store the deliveries and decide them with the worker, its clock at the time of
+    each batch's newest delivery (a worker keeping up); return the decisions made."""
+    step = timedelta(days=29) / len(deliveries)
+    engine = worker_engine(url)
+    try:
+        with engine.begin() as conn:
+            insert_deliveries(conn, [
+                Delivery(source, uuid.uuid4().hex, event, "{}", body, month_start + step * (n + 1))
+                for n, (source, event, body) in enumerate(deliveries)])
+        clock = EventClock(month_start)
+        worker = Worker(engine, lambda: scope, clock)
+        while worker.stats.decided + worker.stats.failed < len(deliveries):
+            newest = min(worker.stats.decided + worker.batch, len(deliveries))
+            clock.advance(month_start + step * newest)
+            worker.run_once()
+        clock.advance(month_start + timedelta(days=30))
+        worker.drain()
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(decisions)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def median_seconds(fn: Callable[[], object]) -> float:
+    fn()  # warm the caches and the plans
+    runs = []
+    for _ in range(RUNS):
+        began = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - began)
+    return statistics.median(runs)
+
+
+def measure(name: str, url: str, scope: Scope, count: int) -> None:
+    month_start = datetime(2026, 11, 1, tzinfo=scope.tz).astimezone(UTC)
+    month = month_span(2026, 11, scope.tz, scope.week_starts)
+    print(f"{name}: seeding {count:,} deliveries ...", file=sys.stderr)
+    made = seed(url, scope, corpus(count, month_start), month_start)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("ANALYZE"))
+                conn.commit()
+            counted = select(func.count()).select_from(decisions).where(in_month(month))
+            rows = conn.execute(counted).scalar_one()
+            count_s = median_seconds(lambda: conn.execute(counted).scalar_one())
+            report_s = median_seconds(lambda: monthly_report(conn, scope, month))
+            log_s = median_seconds(lambda: exception_log(conn, scope, month))
+            report = monthly_report(conn, scope, month)
+    finally:
+        engine.dispose()
+    print(f"{name}: {made:,} decisions stored, {rows:,} in {month.label}; "
+          f"{len(report.escalations)} escalations, {report.handed_back} hand-backs")
+    print(f"  {'query':<28} {'ms':>8} {'x count':>8}")
+    for label, seconds in (("count(*) of the month", count_s), ("monthly review", report_s),
+                           ("exception log", log_s)):
+        print(f"  {label:<28} {seconds * 1000:8.1f} {seconds / count_s:8.1f}")
+    verdict = "met" if report_s < 1.0 and report_s <= 10 * count_s else "NOT met"
+    print(f"  goal (report < 1 s and <= 10x the count): {verdict}")
+
+
+@contextmanager
+def pg_schema(base: str) -> Iterator[str]:
+    """Yield a URL whose search_path is a fresh schema, dropped afterwards."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--decisions", type=int, default=50_000,
+                        help="deliveries to seed (timers add a few decisions)")
+    parser.add_argument("--rules", default=str(ROOT / "examples" / "scope.yaml"))
+    parser.add_argument("--pg-url", default=os.environ.get("FIRSTLINE_TEST_PG_URL"))
+    args = parser.parse_args()
+    scope = load_scope(args.rules)[0]
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/report.db"
+        upgrade(url)
+        measure("SQLite", url, scope, args.decisions)
+    if args.pg_url:
+        with pg_schema(args.pg_url) as url:
+            upgrade(url)
+            measure("PostgreSQL", url, scope, args.decisions)
+    else:
+        print("PostgreSQL: skipped (give --pg-url or set FIRSTLINE_TEST_PG_URL)")
+
+
+if __name__ == "__main__":
+    main()
