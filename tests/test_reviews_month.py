@@ -286,6 +286,16 @@ def test_the_commands_print_what_the_api_answers(
     assert report.returncode == 0, report.stderr
     api = client.get(f"/api/v1/reports/monthly?month={MONTH}", headers=JSON).json()
     assert json.loads(report.stdout) == api
+    as_csv = client.get(f"/api/v1/reports/monthly?month={MONTH}",
+                        headers={**AUTH, "Accept": "text/csv"}).text
+    cells = {(r["section"], r["key"], r["field"]): r["value"]
+             for r in csv.DictReader(io.StringIO(as_csv))}
+    assert cells[("weeks", "3", "cto_hours")] == "6.5"
+    assert cells[("weeks", "3", "over_cap")] == "true"
+    assert cells[("escalations", "items.1", "items")] == "WEB-101;WEB-45"
+    assert cells[("handed_back", "by_assigner", "support-lead")] == "4"
+    assert cells[("time_boxed", "1", "ran_past_stop")] == "true"
+    assert cells[("suggestions", "", "")] == ";".join(EXPECTED_SUGGESTIONS)
     log = firstline(db_url, "exceptions", "--rules", str(rules), "--month", MONTH,
                     "--format", "csv")
     assert log.returncode == 0, log.stderr

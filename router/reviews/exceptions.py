@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection
 
-from router.reviews import figures
-from router.reviews.figures import EscalationRow
+from router.reviews import rows
 from router.reviews.periods import Month
+from router.reviews.rows import EscalationRow
 from router.scope.load import Scope
 
 Kind = Literal["escalation", "self-assigned", "put back", "cto-owned"]
@@ -50,8 +50,8 @@ class ExceptionLog:
 
 def exception_log(conn: Connection, scope: Scope, month: Month) -> ExceptionLog:
     """Return every spend of the CTO's time in `month`, oldest first."""
-    entries = [_paged(e, scope) for e in figures.escalation_rows(conn, month)]
-    entries += [_charged(row, scope) for row in figures.charged_rows(conn, month)]
+    entries = [_paged(e, scope) for e in rows.escalation_rows(conn, month)]
+    entries += [_charged(row, scope) for row in rows.charged_rows(conn, month)]
     entries.sort(key=lambda e: (e.at, e.decision_id, e.escalation_id or 0))
     return ExceptionLog(month.label, scope.note.timezone, entries)
 

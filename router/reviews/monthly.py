@@ -13,9 +13,10 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection
 
-from router.reviews import figures
-from router.reviews.figures import EscalationRow, Spread
+from router.reviews import figures, rows
+from router.reviews.figures import Spread
 from router.reviews.periods import Month, local_midnight
+from router.reviews.rows import EscalationRow
 from router.reviews.suggestions import suggest
 from router.scope.load import Scope
 from router.scope.schema import MatchSpec
@@ -112,12 +113,12 @@ class MonthlyReport:
 
 def monthly_report(conn: Connection, scope: Scope, month: Month) -> MonthlyReport:
     """Compute the review of `month` from the stored records, under the note in force."""
-    tally = figures.tally(conn, month, scope.cto)
+    tally = figures.tally(conn, month)
     fired = figures.fired(conn, month)
     lines = figures.lines(conn, month)
-    escalations = figures.escalation_rows(conn, month)
+    escalations = rows.escalation_rows(conn, month)
     by_trigger = Counter(e.trigger for e in escalations)
-    by_assigner, top = _senders(conn, scope, month, tally.sent)
+    by_assigner, top = _senders(scope, figures.senders(conn, month, scope.cto))
     hours = figures.week_hours(conn, month)
     report = MonthlyReport(
         month=month.label, timezone=scope.note.timezone, cap_hours_per_week=scope.cap_hours,
@@ -151,30 +152,28 @@ def _escalation(e: EscalationRow, scope: Scope) -> EscalationFigure:
                             e.status, e.owner)
 
 
-def _senders(conn: Connection, scope: Scope, month: Month, sent: list[figures.Sent]) \
+def _senders(scope: Scope, sent: list[figures.Sent]) \
         -> tuple[dict[str, int], list[tuple[str, int]]]:
     """Return hand-backs by who put the work on the CTO (the assigner, else the
     reporter), and the people who put work on the CTO at least twice."""
     handed: Counter[str] = Counter()
     everyone: Counter[str] = Counter()
     for s in sent:
-        if s.who is not None:
-            everyone[s.who] += s.count
-            if s.handed_back:
-                handed[s.who] += s.count
-    if any(s.who is None for s in sent):
-        for source, reporter in figures.unknown_assigner_reporters(conn, month):
-            who = scope.person_for(source, reporter) or reporter or "unknown"  # type: ignore[arg-type]
-            handed[who] += 1
-            everyone[who] += 1
+        who = s.who
+        if s.reporter and who is not None:
+            who = scope.person_for(s.source, who) or who  # type: ignore[arg-type]
+        who = who or "unknown"
+        everyone[who] += s.count
+        if s.handed_back:
+            handed[who] += s.count
     top = [(who, n) for who, n in sorted(everyone.items(), key=lambda p: (-p[1], p[0]))
-           if n >= 2][:TOP_SENDERS]
+           if n >= 2 and who != "unknown"][:TOP_SENDERS]
     return dict(sorted(handed.items(), key=lambda p: (-p[1], p[0]))), top
 
 
 def _exception_items(conn: Connection, month: Month) -> list[str]:
     keys: list[str] = []
-    for row in figures.charged_rows(conn, month):
+    for row in rows.charged_rows(conn, month):
         if row.exception and row.item_key not in keys:
             keys.append(row.item_key)
     return keys
@@ -199,13 +198,13 @@ def _stints(conn: Connection, scope: Scope, month: Month,
     if not stops:
         return []
     first = min(stops.values())
-    after = figures.skipped_as_expired(conn, month, first) if first < month.ends else {}
+    after = rows.skipped_as_expired(conn, month, first) if first < month.ends else {}
     out = []
     for line in scope.owners:
         if line.until is None:
             continue
         stop = stops[line.name]
-        late = figures.hours_after(conn, month, line.name, stop) if stop < month.ends else 0.0
+        late = rows.hours_after(conn, month, line.name, stop) if stop < month.ends else 0.0
         taken = counted.get(line.name)
         skipped = len(after.get(line.name, ()))
         out.append(StintFigure(line.name, line.owner, line.mode, line.until, line.note,
@@ -220,9 +219,13 @@ def _catch_all(conn: Connection, scope: Scope, month: Month,
     last = scope.note.owners[-1]
     if last.match not in (None, MatchSpec()) or last.name not in counted:
         return None
-    by_project, by_label = figures.catch_all(conn, month, last.name)
-    return CatchAll(last.name, counted[last.name].items,
-                    dict(by_project.most_common()), dict(by_label.most_common()))
+    by_project, by_label = rows.catch_all(conn, month, last.name)
+    return CatchAll(last.name, counted[last.name].items, _biggest_first(by_project),
+                    _biggest_first(by_label))
+
+
+def _biggest_first(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda p: (-p[1], p[0])))
 
 
 def _away_without_backup(scope: Scope, month: Month) -> dict[str, int]:

@@ -64,13 +64,25 @@ def monthly_markdown(report: MonthlyReport) -> str:
     d = monthly_definitions(report)
     out = [f"# Monthly review {report.month} ({report.timezone})", "", "## Suggestions", ""]
     out += [f"{i}. {s}" for i, s in enumerate(report.suggestions, 1)]
-    out += _section(f"CTO hours against the weekly cap: {report.cto_hours:g}h", d["weeks"],
-                    ["week starting", "CTO hours", f"over {report.cap_hours_per_week:g}h"],
-                    [[w.start, f"{w.cto_hours:g}", "yes" if w.over_cap else "no"]
-                     for w in report.weeks])
+    for part in (_cto_time, _sent_to_cto, _owners):
+        out += part(report, d)
+    out += _section("Triggers", d["triggers_fired"], ["trigger", "fired on"],
+                    _pairs(report.triggers_fired))
+    out += _section("Away with no backup", d["away_without_backup"], ["person", "days away"],
+                    _pairs(report.away_without_backup))
+    out += _section(f"Decisions: {sum(report.decisions.values())}", d["decisions"],
+                    ["outcome", "decisions"], _pairs(report.decisions))
+    return "\n".join(out) + "\n"
+
+
+def _cto_time(report: MonthlyReport, d: dict[str, str]) -> list[str]:
+    """The weeks against the cap and the escalations, one row each."""
+    out = _section(f"CTO hours against the weekly cap: {report.cto_hours:g}h", d["weeks"],
+                   ["week starting", "CTO hours", f"over {report.cap_hours_per_week:g}h"],
+                   [[w.start, f"{w.cto_hours:g}", "yes" if w.over_cap else "no"]
+                    for w in report.weeks])
     out += _section(f"Escalations: {len(report.escalations)}", d["escalations"],
-                    ["trigger", "escalations"], list(map(list,
-                                                         report.escalations_by_trigger.items())))
+                    ["trigger", "escalations"], _pairs(report.escalations_by_trigger))
     if report.escalations:
         out += _table(["id", "trigger", "items", "paged", "to acknowledge", "CTO time",
                        "hours", "follow-up owner"],
@@ -78,20 +90,27 @@ def monthly_markdown(report: MonthlyReport) -> str:
                         _min(e.minutes_to_acknowledge), _min(e.cto_minutes), f"{e.hours:g}",
                         e.follow_up_owner or "-"] for e in report.escalations],
                       d["escalation_times"])
-    out += _section(f"Reached the CTO and handed back: {report.handed_back}",
-                    d["handed_back"], ["by source", "items"],
-                    list(map(list, report.handed_back_by_source.items())))
-    out += _table(["by who put it on the CTO", "items"],
-                  list(map(list, report.handed_back_by_assigner.items())))
+    return out
+
+
+def _sent_to_cto(report: MonthlyReport, d: dict[str, str]) -> list[str]:
+    """Hand-backs by source and sender, repeat senders, exceptions, deferrals."""
+    out = _section(f"Reached the CTO and handed back: {report.handed_back}",
+                   d["handed_back"], ["by source", "items"], _pairs(report.handed_back_by_source))
+    out += _table(["by who put it on the CTO", "items"], _pairs(report.handed_back_by_assigner))
     out += _table(["repeat sender", "items put on the CTO"],
                   [list(p) for p in report.top_senders], d["top_senders"])
     out += _section(f"The CTO's own exceptions: {report.exceptions}", d["exceptions"],
                     ["item"], [[k] for k in report.exception_items])
-    out += _section(f"Deferred: {report.deferred}", d["deferred"], [], [])
-    out += _section("Time to owner (minutes)", d["time_to_owner_minutes"],
-                    ["source", "median", "p90", "items"],
-                    [[s, f"{t.median:g}", f"{t.p90:g}", t.count]
-                     for s, t in report.time_to_owner.items()])
+    return out + _section(f"Deferred: {report.deferred}", d["deferred"], [], [])
+
+
+def _owners(report: MonthlyReport, d: dict[str, str]) -> list[str]:
+    """Time to owner, the scope lines, time-boxed lines and the catch-all line."""
+    out = _section("Time to owner (minutes)", d["time_to_owner_minutes"],
+                   ["source", "median", "p90", "items"],
+                   [[s, f"{t.median:g}", f"{t.p90:g}", t.count]
+                    for s, t in report.time_to_owner.items()])
     out += _section("Per scope line", d["scope_lines"],
                     ["owner line", "owner", "items", "reached the CTO first"],
                     [[c.line, c.owner or "(not in the note)", c.items, c.reached_cto]
@@ -101,17 +120,15 @@ def monthly_markdown(report: MonthlyReport) -> str:
                     [[s.line, s.owner, s.mode or "-", s.until, f"{s.hours:g}", s.items,
                       _past(s.ran_past_stop, s.items_after_stop, s.hours_after_stop)]
                      for s in report.time_boxed])
-    out += _catch_all(report, d["catch_all"])
-    out += _section("Triggers", d["triggers_fired"], ["trigger", "fired on"],
-                    list(map(list, report.triggers_fired.items())))
-    out += _section("Away with no backup", d["away_without_backup"], ["person", "days away"],
-                    list(map(list, report.away_without_backup.items())))
-    out += _section(f"Decisions: {sum(report.decisions.values())}", d["decisions"],
-                    ["outcome", "decisions"], list(map(list, report.decisions.items())))
-    return "\n".join(out) + "\n"
+    return out + _catch_all(report, d["catch_all"])
+
+
+def _pairs(counts: dict[str, int]) -> list[list[Any]]:
+    return [[k, v] for k, v in counts.items()]
 
 
 def _catch_all(report: MonthlyReport, definition: str) -> list[str]:
+    """The catch-all line's items by project and label."""
     c = report.catch_all
     if c is None:
         return _section("Catch-all line", definition, [], [])
@@ -162,30 +179,22 @@ def monthly_csv(report: MonthlyReport) -> str:
 
 
 def _flatten(data: dict[str, Any]) -> Iterator[list[Any]]:
-    """Yield (section, key, field, value) rows from the JSON object."""
-    for section, value in data.items():
-        if section == "definitions":
-            continue
-        if not isinstance(value, dict | list):
-            yield [section, "", "", _csv(value)]
-        elif isinstance(value, list):
-            for i, entry in enumerate(value):
-                yield from _rows(section, str(i + 1), entry)
-        else:
-            for key, entry in value.items():
-                yield from _rows(section, key, entry)
+    """Yield a (section, key, field, value) row per value of the JSON object: the first
+    name of its path, the middle ones joined by dots, and the last."""
+    for path, value in _walk([], {k: v for k, v in data.items() if k != "definitions"}):
+        yield [path[0], ".".join(path[1:-1]), path[-1] if len(path) > 1 else "", _csv(value)]
 
 
-def _rows(section: str, key: str, entry: Any) -> Iterator[list[Any]]:
-    if isinstance(entry, dict):
-        for name, value in entry.items():
-            yield [section, key, name, _csv(value)]
-    elif isinstance(entry, list):
-        for i, value in enumerate(entry):
-            yield from _rows(section, f"{key}.{i + 1}", value) if isinstance(value, dict) \
-                else iter([[section, key, str(i + 1), _csv(value)]])
+def _walk(path: list[str], value: Any) -> Iterator[tuple[list[str], Any]]:
+    """Yield each leaf with its path; lists of objects are numbered from 1."""
+    if isinstance(value, dict):
+        for name, inner in value.items():
+            yield from _walk([*path, str(name)], inner)
+    elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        for i, inner in enumerate(value, 1):
+            yield from _walk([*path, str(i)], inner)
     else:
-        yield [section, key, "", _csv(entry)]
+        yield path, value
 
 
 def _csv(value: Any) -> str:
@@ -193,6 +202,4 @@ def _csv(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return ";".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return ";".join(f"{k}={v}" for k, v in value.items())
     return "" if value is None else str(value)

@@ -1,0 +1,128 @@
+"""The rows behind the monthly review and the exception log: escalations with their
+items and hours, the decisions that charged the CTO's time, the catch-all line's items,
+the items that matched a time-boxed line after its stop. Few per month, each fetched
+with one statement bounded by the month index.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, func, or_, select
+
+from router.db.tables import charges, decisions, escalation_items, escalations, items
+from router.reviews.figures import LATE, as_json, in_month
+from router.reviews.periods import Month
+
+D = decisions.c
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRow:
+    id: int
+    trigger: str
+    status: str
+    paged_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    event_at: datetime
+    decision_id: int
+    source: str
+    item_key: str | None
+    owner: str | None
+    hours: float  # charged to the cap: acknowledged->resolved, 1h until known
+    items: tuple[str, ...]
+
+
+def escalation_rows(conn: Connection, month: Month) -> list[EscalationRow]:
+    """Return the month's escalations (by the event time of the decision that paged),
+    with their items and the hours charged for them, oldest first."""
+    e = escalations.c
+    # paged_at is when the page was decided, at or after its event: it bounds the scan
+    # by its index; the event time then decides the month.
+    paged = escalations.join(decisions, D.id == e.decision_id)
+    month_s = (e.paged_at >= month.begins - LATE, e.paged_at < month.ends + LATE, in_month(month))
+    found = conn.execute(
+        select(e.id, e.trigger_id, e.status, e.paged_at, e.acknowledged_at, e.resolved_at,
+               D.event_at, D.id.label("decision_id"), D.source, D.item_key, D.owner)
+        .select_from(paged).where(*month_s).order_by(D.event_at, e.id)).all()
+    if not found:
+        return []
+    hours = _page_hours(conn, month)
+    members: dict[int, list[str]] = {}
+    m = escalation_items.c
+    for esc_id, key in conn.execute(
+            select(m.escalation_id, m.item_key)
+            .select_from(escalation_items.join(paged, e.id == m.escalation_id))
+            .where(*month_s).order_by(m.escalation_id, m.joined_at, m.item_key)):
+        members.setdefault(esc_id, []).append(key)
+    return [EscalationRow(r.id, r.trigger_id, r.status, r.paged_at, r.acknowledged_at,
+                          r.resolved_at, r.event_at, r.decision_id, r.source, r.item_key,
+                          r.owner, hours.get(str(r.id), 0.0), tuple(members.get(r.id, ())))
+            for r in found]
+
+
+def _page_hours(conn: Connection, month: Month) -> dict[str, float]:
+    """Return the hours each page charged, by escalation id (as text), for the weeks
+    around the month (charges.week_start leads their key)."""
+    c = charges.c
+    stmt = select(c.item_id, c.hours).where(
+        c.week_start >= month.first - timedelta(days=7),
+        c.week_start <= month.last_day + timedelta(days=7), c.source == "page")
+    return {item_id: float(h) for item_id, h in conn.execute(stmt)}
+
+
+def charged_rows(conn: Connection, month: Month) -> list[Any]:
+    """Return the month's decisions that spent the CTO's time outside a page: the CTO's
+    own exceptions and work charged to the cap, oldest first.
+
+    Every column is in the month index; sorting the few rows here keeps the query on it
+    (ORDER BY event_at, id would pick the narrow event_at index and read every row).
+    """
+    stmt = (select(D.id, D.event_at, D.source, D.item_key, D.owner, D.scope_line,
+                   D.exception, D.assigner, D.cap_hours, D.outcome)
+            .where(in_month(month), or_(D.exception.is_(True), D.cap_hours > 0)))
+    return sorted(conn.execute(stmt).all(), key=lambda r: (r.event_at, r.id))
+
+
+def catch_all(conn: Connection, month: Month, line: str) -> tuple[Counter[str], Counter[str]]:
+    """Count the items only the catch-all `line` took, by project and by label: each
+    item's newest state is read once."""
+    taken = (select(D.source, D.item_id).where(in_month(month), D.scope_line == line,
+                                              D.outcome != "ignore")
+             .distinct().subquery())
+    state = as_json(conn, items.c.state)
+    stmt = (select(state["project"].as_string(), state["labels"].as_json())
+            .select_from(taken.join(items, and_(items.c.source == taken.c.source,
+                                                items.c.item_id == taken.c.item_id))))
+    by_project: Counter[str] = Counter()
+    by_label: Counter[str] = Counter()
+    for project, labels in conn.execute(stmt):
+        by_project[project or "(none)"] += 1
+        by_label.update(labels if isinstance(labels, list) else orjson.loads(labels or "[]"))
+    return by_project, by_label
+
+
+def skipped_as_expired(conn: Connection, month: Month, since: datetime) \
+        -> dict[str, set[str]]:
+    """Return, per time-boxed line, the items that matched it after its last day (none
+    can before `since`, the earliest stop)."""
+    stmt = (select(D.source, D.item_id, D.evidence)
+            .where(in_month(month), D.event_at >= since, D.outcome != "ignore",
+                   D.evidence.contains('"skipped":[', autoescape=True)))
+    out: dict[str, set[str]] = {}
+    for source, item_id, evidence in conn.execute(stmt):
+        for entry in orjson.loads(evidence).get("owner", {}).get("skipped", []):
+            out.setdefault(entry["line"], set()).add(f"{source}:{item_id}")
+    return out
+
+
+def hours_after(conn: Connection, month: Month, line: str, after: datetime) -> float:
+    """Return the CTO hours charged under `line` in the month at or after `after`."""
+    stmt = select(func.coalesce(func.sum(D.cap_hours), 0.0)).where(
+        in_month(month), D.scope_line == line, D.event_at >= after)
+    return float(conn.execute(stmt).scalar_one())
