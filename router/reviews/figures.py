@@ -12,21 +12,17 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 import orjson
 from sqlalchemy import (
-    JSON,
     ColumnElement,
     Connection,
     and_,
     case,
-    cast,
     func,
     literal,
     or_,
     select,
-    type_coerce,
 )
 
 from router.db.tables import charges, decisions, items
@@ -95,21 +91,15 @@ def senders(conn: Connection, month: Month, cto: str) -> list[Sent]:
 
 
 def _reporters(conn: Connection, month: Month) -> list[Sent]:
-    """Count hand-backs whose assigner is not known by their item's reporter account."""
-    reporter = as_json(conn, items.c.state)["reporter"].as_string()
-    stmt = (select(D.source, reporter, func.count())
+    """Count hand-backs whose assigner is not known by their item's reporter account
+    (read from the item's newest state: see router.reviews.rows.catch_all)."""
+    stmt = (select(D.source, items.c.state)
             .select_from(decisions.join(items, and_(items.c.source == D.source,
                                                     items.c.item_id == D.item_id)))
-            .where(in_month(month), D.handed_back.is_(True), D.assigner.is_(None))
-            .group_by(D.source, reporter))
-    return [Sent(source, who, True, n, reporter=True) for source, who, n in conn.execute(stmt)]
-
-
-def as_json(conn: Connection, column: ColumnElement[Any]) -> Any:
-    """Read a text column as JSON: PostgreSQL parses it; SQLite's functions read it as is."""
-    if conn.dialect.name == "postgresql":
-        return cast(column, JSON)
-    return type_coerce(column, JSON)
+            .where(in_month(month), D.handed_back.is_(True), D.assigner.is_(None)))
+    counted: Counter[tuple[str, str | None]] = Counter(
+        (source, orjson.loads(state).get("reporter")) for source, state in conn.execute(stmt))
+    return [Sent(source, who, True, n, reporter=True) for (source, who), n in counted.items()]
 
 
 def fired(conn: Connection, month: Month) -> Counter[str]:
@@ -176,7 +166,7 @@ def time_to_owner(conn: Connection, month: Month) -> dict[str, Spread]:
         return {s: Spread(round(float(m), 1), round(float(p), 1), int(n))
                 for s, m, p, n in conn.execute(stmt)}
     values: dict[str, list[float]] = {}
-    for source, minutes in conn.execute(select(D.source, D.owner_minutes).where(*where)):
+    for source, minutes in conn.execute(select(D.source, D.owner_minutes).where(*where)).all():
         values.setdefault(source, []).append(minutes)
     out = {}
     for source, found in sorted(values.items()):

@@ -128,7 +128,7 @@ def monthly_report(conn: Connection, scope: Scope, month: Month) -> MonthlyRepor
         escalations_by_trigger=dict(sorted(by_trigger.items())),
         handed_back_by_source=dict(sorted(tally.handed_back_by_source.items())),
         handed_back_by_assigner=by_assigner, top_senders=top, exceptions=tally.exceptions,
-        exception_items=_exception_items(conn, month) if tally.exceptions else [],
+        exception_items=rows.exception_items(conn, month) if tally.exceptions else [],
         deferred=sum(c.deferred for c in lines.values()),
         time_to_owner=figures.time_to_owner(conn, month),
         scope_lines=_lines(scope, lines), time_boxed=_stints(conn, scope, month, lines),
@@ -169,14 +169,6 @@ def _senders(scope: Scope, sent: list[figures.Sent]) \
     top = [(who, n) for who, n in sorted(everyone.items(), key=lambda p: (-p[1], p[0]))
            if n >= 2 and who != "unknown"][:TOP_SENDERS]
     return dict(sorted(handed.items(), key=lambda p: (-p[1], p[0]))), top
-
-
-def _exception_items(conn: Connection, month: Month) -> list[str]:
-    keys: list[str] = []
-    for row in rows.charged_rows(conn, month):
-        if row.exception and row.item_key not in keys:
-            keys.append(row.item_key)
-    return keys
 
 
 def _lines(scope: Scope, counted: dict[str, figures.LineCount]) -> list[LineFigure]:
