@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench.decide import FIXTURES, GITHUB_TYPES, VARY  # noqa: E402
 from router.db.engine import make_engine, upgrade, worker_engine  # noqa: E402
 from router.db.inbox import Delivery, insert_deliveries  # noqa: E402
-from router.db.tables import decisions  # noqa: E402
+from router.db.tables import decisions, inbox  # noqa: E402
 from router.reviews.exceptions import exception_log  # noqa: E402
 from router.reviews.figures import in_month  # noqa: E402
 from router.reviews.monthly import monthly_report  # noqa: E402
@@ -111,9 +111,13 @@ def seed(url: str, scope: Scope, deliveries: list[tuple[str, str | None, bytes]]
                 for n, (source, event, body) in enumerate(deliveries)])
         clock = EventClock(month_start)
         worker = Worker(engine, lambda: scope, clock)
-        while worker.stats.decided + worker.stats.failed < len(deliveries):
-            newest = min(worker.stats.decided + worker.batch, len(deliveries))
-            clock.advance(month_start + step * newest)
+        pending = select(func.count()).select_from(inbox).where(inbox.c.status == "pending")
+        while True:
+            with engine.connect() as conn:
+                done = len(deliveries) - int(conn.execute(pending).scalar_one())
+            if done == len(deliveries):
+                break
+            clock.advance(month_start + step * min(done + worker.batch, len(deliveries)))
             worker.run_once()
         clock.advance(month_start + timedelta(days=30))
         worker.drain()
