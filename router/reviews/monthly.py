@@ -185,6 +185,8 @@ def _lines(scope: Scope, counted: dict[str, figures.LineCount]) -> list[LineFigu
 
 def _stints(conn: Connection, scope: Scope, month: Month,
             counted: dict[str, figures.LineCount]) -> list[StintFigure]:
+    """Return each time-boxed line with its hours and items this month, and whether work
+    still reached it after its stop (local midnight after its `until`)."""
     stops = {o.name: local_midnight(o.until + timedelta(days=1), scope.tz)
              for o in scope.owners if o.until is not None}
     if not stops:
@@ -208,6 +210,7 @@ def _stints(conn: Connection, scope: Scope, month: Month,
 
 def _catch_all(conn: Connection, scope: Scope, month: Month,
                counted: dict[str, figures.LineCount]) -> CatchAll | None:
+    """Return the items only the last line took, if it matches everything."""
     last = scope.note.owners[-1]
     if last.match not in (None, MatchSpec()) or last.name not in counted:
         return None
