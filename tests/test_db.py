@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select
 
-from router.db.engine import make_engine, pending_migrations, upgrade
+from router.db.engine import alembic_config, make_engine, pending_migrations, upgrade
 from router.db.tables import decisions, items, outbox
 
 
@@ -65,10 +66,18 @@ def test_an_unsupported_database_url_is_refused() -> None:
         make_engine("mysql://localhost/firstline")
 
 
-def test_upgrading_to_0008_records_time_to_owner_on_each_items_first_owning_decision(
+def revision_before(name: str) -> str:
+    """Return the revision a migration named `name` (its file's suffix) revises."""
+    scripts = ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    down = next(s.down_revision for s in scripts if s.path.endswith(f"_{name}.py"))
+    assert isinstance(down, str)
+    return down
+
+
+def test_upgrading_to_time_to_owner_records_it_on_each_items_first_owning_decision(
         empty_db_url: str) -> None:
-    """Rows decided before 0008 get their time to owner from their stored decisions."""
-    upgrade(empty_db_url, "0007")
+    """Rows decided before time_to_owner get their time to owner from their decisions."""
+    upgrade(empty_db_url, revision_before("time_to_owner"))
     engine = make_engine(empty_db_url)
     created = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
