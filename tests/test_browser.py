@@ -1,7 +1,9 @@
 """The dashboard in a real browser: Debian's chromium, driven by Playwright, against the
 app served by uvicorn on a seeded week (tests/dashboard_seed.py).
 
-Screenshots of every step go to artifacts/screenshots/ (kept by CI, ignored by git).
+Screenshots of every step go to artifacts/screenshots/ (kept by CI, ignored by git); the
+SQLite run also saves the week and the monthly review to docs/screenshots/, which the
+README shows (the clock and the data are fixed, so an unchanged page is an unchanged file).
 Playwright's own browser download does not work here, so the test launches
 /usr/bin/chromium; without it the test is skipped locally, and fails in CI (`CI` set).
 """
@@ -34,9 +36,15 @@ CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = ROOT / "artifacts" / "screenshots"
+DOC_SHOTS = ROOT / "docs" / "screenshots"
 TOKEN = "browser-operator-token-42"
 LEGAL = "match: {labels: [legal, compliance]}"
 LEGAL_CLOUD = "match: {labels: [legal, compliance, cloud-bill]}"
+# The monthly review's plots of 2026-11 and their series: the hours and the cap's legend
+# entry; the one trigger that fired; the three sources with a time to owner; the senders;
+# each line's items and those that reached the CTO.
+MONTH_PLOTS = {"cto-hours": 2, "escalations-by-week": 1, "time-to-owner": 3,
+               "hand-backs": 1, "scope-lines": 2}
 
 if not CHROMIUM.exists():
     if os.environ.get("CI"):
@@ -77,14 +85,18 @@ def page(request: pytest.FixtureRequest) -> Iterator[Page]:
         tab = context.new_page()
         tab.set_default_timeout(30_000)
         tab.shots = shots  # type: ignore[attr-defined]
+        tab.for_docs = "sqlite" in request.node.name  # type: ignore[attr-defined]
         try:
             yield tab
         finally:
             browser.close()
 
 
-def shot(page: Page, name: str) -> None:
+def shot(page: Page, name: str, docs: str | None = None) -> None:
+    """Save a screenshot of the page as an artefact, and as docs/screenshots/`docs`.png."""
     page.screenshot(path=str(page.shots / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+    if docs and page.for_docs:  # type: ignore[attr-defined]
+        page.screenshot(path=str(DOC_SHOTS / f"{docs}.png"), full_page=True)
 
 
 def print_checklist(page: Page) -> None:
@@ -121,7 +133,7 @@ def test_a_session_in_the_browser(served: dict[str, Any], page: Page) -> None:
     assert series_in(page, "#cap-plot svg") == 2  # the hours and the cap's legend entry
     expect(page.locator("#cap-plot table tbody tr")).to_have_count(4)
     expect(page.locator("#health tr.silent")).to_contain_text("linear")
-    shot(page, "02-week")
+    shot(page, "02-week", docs="week")
 
     page.click("nav >> text=Decisions")
     page.select_option("select[name=outcome]", "defer")
@@ -148,13 +160,33 @@ def test_a_session_in_the_browser(served: dict[str, Any], page: Page) -> None:
     shot(page, "05-escalation")
     print_checklist(page)
 
+    page.click("nav >> text=Monthly review")
+    expect(page.locator("h1")).to_contain_text("2026-10")  # the last complete month
+    expect(page.locator("#scope-lines")).to_contain_text("0")
+    page.fill("#month", "2026-11")
+    page.click("form.month-picker button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/month\?month=2026-11$"))
+    expect(page.locator("h1")).to_contain_text("2026-11")
+    for plot, expected in MONTH_PLOTS.items():
+        expect(page.locator(f"#{plot}-plot svg")).to_have_count(1)
+        assert series_in(page, f"#{plot}-plot svg") == expected, plot
+        expect(page.locator(f"#{plot}-plot .legends")).to_have_count(1)
+    expect(page.locator("#cto-hours-plot tbody tr", has_text="2026-11-16")).to_contain_text(
+        "3.5 h")
+    with page.expect_download() as download:
+        page.click("#scope-lines a.csv")
+    assert download.value.suggested_filename == "firstline-2026-11-scope-lines.csv"
+    shot(page, "06-monthly-review", docs="monthly-review")
+    page.click("a[rel=prev]")
+    expect(page.locator("h1")).to_contain_text("2026-10")
+
     page.click("nav >> text=Scope note")
     note = served["seeded"].enforce_rules.read_text()
     page.fill("#note", note.replace("owner: ops-lead", "owner: nobody-known"))
     page.click("text=Run the what-if")
     expect(page.locator(".problems")).to_contain_text("edited scope note:")
     expect(page.locator(".problems li.bad")).to_contain_text("nobody-known")
-    shot(page, "06-what-if-invalid")
+    shot(page, "07-what-if-invalid")
     page.fill("#note", note.replace(LEGAL, LEGAL_CLOUD))
     page.click("text=Run the what-if")
     summary = page.locator("#what-if-summary")
@@ -162,14 +194,14 @@ def test_a_session_in_the_browser(served: dict[str, Any], page: Page) -> None:
     expect(page.locator("#pages-old")).to_have_text("7")
     expect(page.locator("#pages-new")).to_have_text("8")
     expect(page.locator("#changes tbody tr")).to_have_count(2)
-    shot(page, "07-what-if")
+    shot(page, "08-what-if")
 
     page.click("nav >> text=This week")
     dead = served["seeded"].dead_actions[0]
     page.locator(f"#action-{dead} button", has_text="Retry").click()
     expect(page.locator(f"#action-{dead}")).to_contain_text("will be retried now")
     assert status(served["db_url"], dead) == "pending"
-    shot(page, "08-retried")
+    shot(page, "09-retried")
     served["gh"].add(*HANDED_BACK_ISSUE, ["dreyes"])  # the issue exists now: it can work
     perform(served["db_url"], served["seeded"].enforce_rules)
     assert status(served["db_url"], dead) == "done"
@@ -181,7 +213,7 @@ def test_a_session_in_the_browser(served: dict[str, Any], page: Page) -> None:
     expect(page).to_have_url(re.compile(r"/login$"))
     page.goto(url + "/decisions")
     expect(page).to_have_url(re.compile(r"/login\?next="))
-    shot(page, "09-logged-out")
+    shot(page, "10-logged-out")
 
 
 def status(db_url: str, action_id: int) -> str:

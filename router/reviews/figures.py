@@ -165,15 +165,20 @@ def time_to_owner(conn: Connection, month: Month) -> dict[str, Spread]:
                 .group_by(D.source).order_by(D.source))
         return {s: Spread(round(float(m), 1), round(float(p), 1), int(n))
                 for s, m, p, n in conn.execute(stmt)}
+    return {source: Spread(round(nearest_rank(found, 50) or 0.0, 1),
+                           round(nearest_rank(found, 90) or 0.0, 1), len(found))
+            for source, found in owner_minutes(conn, month).items()}
+
+
+def owner_minutes(conn: Connection, month: Month) -> dict[str, list[float]]:
+    """Return each source's times to owner in the month (minutes, one per owned item),
+    sorted ascending, sources in order: the values `time_to_owner` ranks, and the
+    dashboard's distribution plot draws."""
+    where = (in_month(month), D.owner_minutes.is_not(None))
     values: dict[str, list[float]] = {}
     for source, minutes in conn.execute(select(D.source, D.owner_minutes).where(*where)).all():
-        values.setdefault(source, []).append(minutes)
-    out = {}
-    for source, found in sorted(values.items()):
-        found.sort()
-        out[source] = Spread(round(nearest_rank(found, 50) or 0.0, 1),
-                             round(nearest_rank(found, 90) or 0.0, 1), len(found))
-    return out
+        values.setdefault(source, []).append(float(minutes))
+    return {source: sorted(found) for source, found in sorted(values.items())}
 
 
 def week_hours(conn: Connection, month: Month) -> dict[date, float]:

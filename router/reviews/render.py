@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from router.reviews.definitions import monthly_definitions
@@ -171,10 +171,13 @@ def _past(ran: bool, items: int, hours: float) -> str:
 
 def monthly_csv(report: MonthlyReport) -> str:
     """Return the review as long CSV: `section,key,field,value`, one value a row."""
+    return csv_text([["section", "key", "field", "value"], *_flatten(monthly_json(report))])
+
+
+def csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    """Write rows (the header first) as CSV text."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["section", "key", "field", "value"])
-    writer.writerows(_flatten(monthly_json(report)))
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue()
 
 

@@ -1,8 +1,9 @@
 """The dashboard: server-rendered pages at `/` for the CTO and the leads.
 
-`mount_pages()` adds the login, the pages (this week, decisions, escalations, the scope
-note and its what-if) and `/static` (the stylesheet and the vendored htmx) to the app.
-Every page needs a session (router.http.pages.auth); the queries are router.db.reads.
+`mount_pages()` adds the login, the pages (this week, decisions, escalations, the monthly
+review, the scope note and its what-if) and `/static` (the stylesheet and the vendored
+htmx) to the app. Every page needs a session (router.http.pages.auth); the queries are
+router.db.reads, and the monthly review's router.reviews.
 
 The route modules do without `from __future__ import annotations`: FastAPI reads their
 `Annotated[..., Depends(viewer)]` parameters at runtime, and `viewer` is a local name.
@@ -20,7 +21,7 @@ from markupsafe import escape
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from router.http.pages import decisions, escalations, scope_note, week
+from router.http.pages import decisions, escalations, month, scope_note, week
 from router.http.pages.auth import (
     Access,
     Viewer,
@@ -54,7 +55,7 @@ def mount_pages(app: FastAPI, settings: Settings, engine: Engine, scope: Callabl
 
     router = APIRouter(include_in_schema=False)
     _login_routes(router, pages, viewer)
-    for module in (week, decisions, escalations, scope_note):
+    for module in (week, decisions, escalations, month, scope_note):
         module.routes(router, pages, viewer)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -62,7 +63,8 @@ def mount_pages(app: FastAPI, settings: Settings, engine: Engine, scope: Callabl
     return pages
 
 
-PAGE_PATHS = ("/login", "/logout", "/decisions", "/escalations", "/scope", "/actions")
+PAGE_PATHS = ("/login", "/logout", "/decisions", "/escalations", "/month", "/scope",
+              "/actions")
 
 
 def _errors(pages: Pages) -> Callable[[Request, Exception], Awaitable[Response]]:

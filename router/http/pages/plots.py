@@ -30,6 +30,11 @@ STYLE = Style(
     legend_font_size=13, title_font_size=15, guide_stroke_color="#d3d7cf",
     major_guide_stroke_color=CAP_COLOUR, major_guide_stroke_dasharray="6,3",
 )
+# pygal marks some round values as major on its own: without a cap line they are drawn
+# as the other guides, so that only a cap looks like one.
+PLAIN = STYLE.__class__(**{**STYLE.to_dict(), "major_guide_stroke_color": "#d3d7cf",
+                           "major_guide_stroke_dasharray": "4,4"})
+LONG_LABEL = 12  # x labels longer than this are drawn slanted, in full
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +50,11 @@ class Plot:
 
 def bars(title: str, x_title: str, y_title: str, labels: Sequence[str],
          series: Mapping[str, Sequence[float | None]], *, stacked: bool = False,
-         y_guides: Sequence[tuple[float, str]] = (), unit: str = "") -> Plot:
-    """Draw one bar per label and series (stacked: one bar per label).
+         y_guides: Sequence[tuple[float, str]] = (), unit: str = "",
+         counts: bool = False, horizontal: bool = False) -> Plot:
+    """Draw one bar per label and series (stacked: one bar per label); `counts` puts
+    the values' axis on whole numbers; `horizontal` lays the bars along the x axis, for
+    long labels (`x_title` still names the labels, `y_title` the values).
 
     `y_guides` are (value, label) lines across the plot, drawn dashed in red (a cap).
     A series given only None values draws no bar: it names a guide in the legend.
@@ -62,8 +70,18 @@ def bars(title: str, x_title: str, y_title: str, labels: Sequence[str],
                       *[{"value": v, "label": text} for v, text in y_guides]],
             y_labels_major=[v for v, _ in y_guides], show_minor_y_labels=True,
             range=(0, ticks[-1]))
-    kind = pygal.StackedBar if stacked else pygal.Bar
-    chart = kind(js=[], style=STYLE, title=title, x_title=x_title, y_title=y_title,
+    elif counts and series:  # pygal places no labels on a plot without series
+        ticks = _ticks(top * 1.1)
+        config.update(y_labels=ticks, range=(0, ticks[-1]))
+    if any(len(label) > LONG_LABEL for label in labels):
+        config["truncate_label"] = -1
+        if not horizontal:
+            config["x_label_rotation"] = 20
+    kind = (pygal.HorizontalBar if horizontal else
+            pygal.StackedBar if stacked else pygal.Bar)
+    titles = {"x_title": y_title, "y_title": x_title} if horizontal else \
+        {"x_title": x_title, "y_title": y_title}
+    chart = kind(js=[], style=STYLE if y_guides else PLAIN, title=title, **titles,
                  legend_at_bottom=True, legend_at_bottom_columns=min(3, len(series)),
                  width=720, height=340, print_values=False, show_x_guides=False,
                  disable_xml_declaration=True, no_prefix=False, **config)
@@ -95,7 +113,7 @@ def distribution(title: str, x_title: str, y_title: str,
                  samples: Mapping[str, Sequence[float]], unit: str = "") -> Plot:
     """Draw one box per series (quartiles, whiskers at 1.5 IQR, outliers as dots); the
     table gives each series' count, minimum, median, 90th percentile and maximum."""
-    chart = pygal.Box(js=[], style=STYLE, title=title, x_title=x_title, y_title=y_title,
+    chart = pygal.Box(js=[], style=PLAIN, title=title, x_title=x_title, y_title=y_title,
                       box_mode="1.5IQR", legend_at_bottom=True,
                       legend_at_bottom_columns=min(4, max(1, len(samples))), width=720,
                       height=340, disable_xml_declaration=True)
