@@ -12,8 +12,8 @@ gave it to its owner (an assign action) or found it assigned. Earlier revisions 
 store enough to tell an escalation of CTO-owned work assigned to the CTO from one kept
 by the team, so the backfill counts both: new decisions tell them apart.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0008"
+revision: str = "0010"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
