@@ -178,6 +178,7 @@ def github_pr(number: int, at: str, title: str) -> Seeded:
     payload["number"] = pr["number"] = number
     pr["id"] = 279147400 + number
     pr["title"] = title
+    pr["html_url"] = f"https://github.com/Codertocat/Hello-World/pull/{number}"
     pr["labels"], pr["assignees"], pr["assignee"] = [], [], None
     pr["created_at"] = pr["updated_at"] = _github_time(when)
     pr["head"]["ref"] = "fix-checkout-totals"

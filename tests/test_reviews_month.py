@@ -30,7 +30,7 @@ from router.work.backfill import EventClock
 from router.work.worker import Worker
 from tests.conftest import PG_ENV
 from tests.conftest import _pg_schema as pg_schema
-from tests.seeded_month import MONTH, deliveries, seed_month, write_scope
+from tests.seeded_month import MONTH, PAGE_KEY, deliveries, seed_month, write_scope
 from tests.support import ROOT
 from tests.vendors import SECRETS
 
@@ -302,3 +302,49 @@ def test_the_commands_print_what_the_api_answers(
     rows = list(csv.DictReader(io.StringIO(log.stdout)))
     assert [r["items"] for r in rows] == [";".join(e["items"]) for e in expected_log()]
     assert [float(r["hours"]) for r in rows] == [e["hours"] for e in expected_log()]
+
+
+def test_the_review_checklists_of_the_grouped_and_the_timed_escalation(
+        november: tuple[TestClient, Path]) -> None:
+    """The month's two escalations as their review checklists tell them."""
+    client, _ = november
+    grouped = client.get("/api/v1/escalations/1/review", headers=JSON).json()
+    assert (grouped["status"], grouped["missing"]) == ("resolved", [])
+    assert [(t["id"], t["item"], t["because"]) for t in grouped["triggers"]] == [
+        ("revenue-path", "WEB-101", ["label checkout", "severity sev2 at least sev2"])]
+    # Two tools' items on one page, and the pull request that names WEB-101, linked
+    assert [(i["source"], i["key"], i["linked"], i["via"]) for i in grouped["items"]] == [
+        ("jira", "WEB-101", False, None), ("linear", "WEB-45", False, None),
+        ("github", "Codertocat/Hello-World#12", True, "names WEB-101")]
+    assert grouped["items"][2]["url"] == "https://github.com/Codertocat/Hello-World/pull/12"
+    assert (grouped["follow_up_owner"], grouped["cto_minutes"]) == ("eng-lead", 150.0)
+    assert (grouped["acknowledged_at"], grouped["resolved_at"]) == (
+        "2026-11-16T09:04:00+00:00", "2026-11-16T11:34:00+00:00")  # 10:04 and 12:34 local
+    timeline = grouped["timeline"]
+    assert [ln["at"] for ln in timeline] == sorted(ln["at"] for ln in timeline)
+    assert {ln["source"] for ln in timeline} == {"jira", "linear", "github", "pagerduty",
+                                                "firstline"}
+    told = [(ln["at"][11:16], ln["source"], ln["key"], ln["event"]) for ln in timeline]
+    assert told[0] == ("09:00", "jira", "WEB-101", "created: 'Unit test summary'; status "
+                       "open; priority High; sev2; labels checkout; unassigned (by support-lead)")
+    assert ("09:04", "pagerduty", PAGE_KEY, "the CTO's page was acknowledged") in told
+    assert next(t for t in told if t[2] == "WEB-45")[:3] == ("09:10", "linear", "WEB-45")
+    assert {ln["key"] for ln in timeline if ln["linked"]} == {"Codertocat/Hello-World#12"}
+    assert told[-1] == ("11:34", "firstline", "escalation 1",
+                        "escalation resolved: ready for review")
+
+    timed = client.get("/api/v1/escalations/2/review", headers=JSON).json()
+    assert (timed["status"], timed["paged_at"]) == ("open", "2026-11-20T13:30:00+00:00")
+    assert [(t["id"], t["item"]) for t in timed["triggers"]] == [("release-blocked", "OPS-110")]
+    # one business day from Wednesday 14:30, Thursday's holiday skipped
+    assert timed["triggers"][0]["because"][-1] == \
+        "clock from 2026-11-18T14:30:00+01:00, due 2026-11-20T14:30:00+01:00"
+    assert [(i["source"], i["key"]) for i in timed["items"]] == [("jira", "OPS-110")]
+    assert (timed["follow_up_owner"], timed["cto_minutes"], timed["resolved_at"]) == (
+        "eng-lead", None, None)
+    events = [(ln["at"], ln["source"], ln["event"]) for ln in timed["timeline"]]
+    assert events[0][:2] == ("2026-11-18T14:00:00+00:00", "jira")  # 15:00 local
+    assert ("2026-11-20T13:30:00+00:00", "firstline", "escalate: CTO trigger release-blocked "
+            "(A release has been blocked for more than one business day) fired; pages the "
+            "CTO.") in events
+    assert timed["questions"] == grouped["questions"] and len(timed["prevention"]) == 4
