@@ -24,6 +24,7 @@ INVALID_DIR = Path(__file__).resolve().parent / "scopes" / "invalid"
 PEOPLE_CHOICES = "(define it under people)"
 DURATION_HINT = "(use e.g. 15m, 2h, 1d, 1 business day)"
 SEVERITIES = "Input should be 'sev1', 'sev2', 'sev3' or 'sev4'"
+PLAIN_ONLY = "is not allowed: a scope note holds plain values, mappings and lists only"
 
 # file stem -> the (line, message) pairs `load_scope` must report, in this order.
 INVALID: dict[str, list[tuple[int, str]]] = {
@@ -127,6 +128,14 @@ INVALID: dict[str, list[tuple[int, str]]] = {
     "yaml_syntax_error": [(5, "not valid YAML: expected ',' or '}', but got ':'")],
     "empty": [(1, "the scope note is empty")],
     "list": [(1, "the scope note must be a YAML mapping")],
+    "control_character": [(5, "not valid YAML: control character 0x00 is not allowed")],
+    # plain data only: no tags that build objects, no alias tricks
+    "python_tag": [(9, f"not valid YAML: tag !!python/object/apply:os.system {PLAIN_ONLY}")],
+    "unknown_tag": [(9, f"not valid YAML: tag !secret {PLAIN_ONLY}")],
+    "self_alias": [(9, "not valid YAML: an alias refers to the mapping or list that "
+                       "contains it")],
+    "alias_bomb": [(9, "not valid YAML: aliases expand the scope note past 20000 values")],
+    "too_deep": [(9, "not valid YAML: nested more than 64 levels deep")],
     # every problem, sorted by line (the keys are in a different order than the schema's)
     "several_problems": [
         (5, f"triggers[0].after: not a duration: '15 mins or so' {DURATION_HINT}"),
@@ -210,6 +219,27 @@ def test_non_utf8_file_is_one_problem(tmp_path: Path) -> None:
     with pytest.raises(ScopeError) as caught:
         load_scope(path)
     assert caught.value.lines() == [f"{path}:1: the file is not UTF-8 text"]
+
+
+def test_a_python_tag_is_refused_and_runs_nothing(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loader is YAML's safe one and builds no object: the tag's command never runs."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ScopeError):
+        load_scope(invalid_path("python_tag"))
+    text = "version: 1\nmode: !!python/object/apply:os.system ['touch ran']\n"
+    with pytest.raises(ScopeError, match=r"tag !!python/object/apply:os\.system is not allowed"):
+        parse_scope(text.encode(), "scope.yaml")
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "firstline-was-here").exists()
+
+
+def test_merge_keys_share_a_mapping_and_keys_given_beside_them_win() -> None:
+    text = BASE.replace('  cto: {name: Dana Reyes, jira: "1001", github: dreyes}',
+                        '  cto: &base {name: Dana Reyes, jira: "1001", github: dreyes}').replace(
+        '  lead: {name: Sam Okafor, jira: "1002", github: sokafor}',
+        '  lead: {<<: *base, name: Sam Okafor, jira: "1002"}')
+    lead = _parse(text).people["lead"]
+    assert (lead.name, lead.accounts) == ("Sam Okafor", {"jira": "1002", "github": "dreyes"})
 
 
 # -- warnings -------------------------------------------------------------------------
