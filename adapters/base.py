@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 from router.core.model import Event, PayloadError, Severity, Source
 
 Headers = Mapping[str, str]  # keys lower-cased by the caller
+_FIRST_YEAR, _LAST_YEAR = 1970, 2999  # vendor timestamps outside these are not times
 
 
 class SignatureError(ValueError):
@@ -59,12 +60,20 @@ def parse_time(value: Any) -> datetime | None:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"not a timestamp: {value!r}") from None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    if type(value) is int or type(value) is float:
-        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
-    if value is None or value == "":
+        parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    elif type(value) is int or type(value) is float:
+        try:
+            parsed = datetime.fromtimestamp(value / 1000.0, tz=UTC)
+        except (OverflowError, OSError, ValueError):  # past what the platform's time_t holds
+            raise ValueError(f"not a timestamp: {value!r}") from None
+    elif value is None or value == "":
         return None
-    raise ValueError(f"not a timestamp: {value!r}")
+    else:
+        raise ValueError(f"not a timestamp: {value!r}")
+    if not _FIRST_YEAR <= parsed.year <= _LAST_YEAR:
+        # Timers add durations to these times: year 1 or 9999 would overflow later.
+        raise ValueError(f"not a timestamp: {value!r} is outside {_FIRST_YEAR}-{_LAST_YEAR}")
+    return parsed
 
 
 def optional_time(value: Any, what: str) -> datetime | None:

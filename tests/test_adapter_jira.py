@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from adapters import ADAPTERS
@@ -245,6 +246,26 @@ def test_adf_description_is_flattened_to_text() -> None:
     }
     item = parse(payload, None).item
     assert item is not None and item.description == "db down"
+
+
+def test_an_adf_description_nested_as_deep_as_json_goes_is_flattened() -> None:
+    """orjson reads 1,024 levels; walking them by recursion overflowed Python's stack."""
+    raw = (FIXTURES / "issue_created.json").read_text()
+    payload = json.loads(raw)
+    payload["issue"]["fields"]["description"] = "@@"
+    body = json.dumps(payload).replace('"@@"', '{"content":[' * 500 + '{"text":"deep"}'
+                                       + "]}" * 500)
+    item = parse(orjson.loads(body), None).item
+    assert item is not None and item.description == "deep"
+
+
+@pytest.mark.parametrize("stamp", [9.2e21, -9.2e21, 2**63, "0001-01-01T00:00:00+14:00",
+                                   "9999-12-31T23:59:59.999-14:00"])
+def test_a_timestamp_no_calendar_holds_is_a_payload_error(stamp: Any) -> None:
+    payload = load("issue_created")
+    payload["timestamp"] = stamp
+    with pytest.raises(PayloadError, match="timestamp: not a timestamp"):
+        parse(payload, None)
 
 
 def test_changelog_account_ids_are_preferred() -> None:

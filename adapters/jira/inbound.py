@@ -352,18 +352,25 @@ def _text(value: Any) -> str:
     """Return a description as text: wiki-markup strings as sent, ADF documents flattened.
 
     Webhooks send the v2 string form; the Atlassian Document Format of API v3 is read
-    too, so the scope note's `text` predicate sees the words either way.
+    too, so the scope note's `text` predicate sees the words either way. The document is
+    walked with a stack, not by recursion: JSON may nest a thousand levels deep.
     """
     if isinstance(value, str):
         return value
-    if isinstance(value, dict):
-        text = value.get("text")
-        if isinstance(text, str):
-            return text
-        content = value.get("content")
-        if isinstance(content, list):
-            return " ".join(t for t in (_text(c) for c in content) if t)
-    return ""
+    words: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            words.append(node)
+        elif isinstance(node, dict):
+            text = node.get("text")
+            content = node.get("content")
+            if isinstance(text, str):
+                words.append(text)
+            elif isinstance(content, list):
+                stack.extend(reversed(content))
+    return " ".join(word for word in words if word)
 
 
 def _time(value: Any, what: str) -> datetime | None:
