@@ -233,6 +233,14 @@ def test_a_python_tag_is_refused_and_runs_nothing(tmp_path: Path,
     assert not (tmp_path / "ran").exists() and not (tmp_path / "firstline-was-here").exists()
 
 
+def test_a_tag_on_a_key_is_refused_too() -> None:
+    text = BASE + "!!python/name:os.system skip_label: x\n"
+    with pytest.raises(ScopeError) as caught:
+        _parse(text)
+    assert caught.value.lines() == [
+        f"scope.yaml:9: not valid YAML: tag !!python/name:os.system {PLAIN_ONLY}"]
+
+
 def test_merge_keys_share_a_mapping_and_keys_given_beside_them_win() -> None:
     text = BASE.replace('  cto: {name: Dana Reyes, jira: "1001", github: dreyes}',
                         '  cto: &base {name: Dana Reyes, jira: "1001", github: dreyes}').replace(

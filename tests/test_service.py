@@ -125,6 +125,20 @@ def test_read_api_needs_the_token(client: TestClient, db_url: str) -> None:
         assert other.get("/api/v1/decisions", headers=AUTH).status_code == 401
 
 
+def test_only_the_whole_token_passes_and_the_scheme_is_case_insensitive(
+        client: TestClient) -> None:
+    token = AUTH["Authorization"].removeprefix("Bearer ")
+    for refused in (token[:-1], token + "x", token.upper(), f"{token} {token}", ""):
+        answer = client.get("/api/v1/scope", headers={"Authorization": f"Bearer {refused}"})
+        assert answer.status_code == 401, refused
+    assert client.get("/api/v1/scope", headers={"Authorization": token}).status_code == 401
+    assert client.get("/api/v1/scope", headers={"Authorization": f"Basic {token}"}) \
+        .status_code == 401
+    for scheme in ("bearer", "BEARER"):  # RFC 7235: the scheme is case-insensitive
+        assert client.get("/api/v1/scope", headers={
+            "Authorization": f"{scheme} {token}"}).status_code == 200
+
+
 def test_escalations_and_scope(client: TestClient) -> None:
     post_fixtures(client, ("pagerduty",))
     found = eventually(lambda: client.get("/api/v1/escalations", headers=AUTH).json()["items"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import Engine
 
@@ -26,48 +27,61 @@ from router.scope.load import Scope
 from router.settings import Settings
 
 MAX_LIMIT = 1000
+MAX_ID = 2**63 - 1  # BIGINT: a larger id in a query overflowed the driver (500)
+RecordId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Responses = dict[int | str, dict[str, Any]]
+_BAD: Responses = {400: {"description": "a filter or cursor that cannot be used (the detail "
+                                        "says why)"}}
+_MISSING: Responses = {404: {"description": "no record with that id"}}
 
 
 def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> APIRouter:
     """Build the /api/v1 router; every route needs `Authorization: Bearer <token>`, the
     API token or the read-only FIRSTLINE_READ_TOKEN (everything here only reads)."""
-    tokens = [t.get_secret_value().encode() for t in (settings.api_token, settings.read_token)
+    tokens = [_digest(t.get_secret_value()) for t in (settings.api_token, settings.read_token)
               if t is not None]
 
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
-        given = (authorization or "").removeprefix("Bearer ").strip().encode()
-        matched = [hmac.compare_digest(given, token) for token in tokens]  # each compared
-        if not given or not any(matched):
+        scheme, _, given = (authorization or "").strip().partition(" ")
+        # Digests of each, so a comparison takes as long whatever was sent, its length too;
+        # every token is compared, so the timing does not say which one was close.
+        digest = _digest(given.strip())
+        matched = [hmac.compare_digest(digest, token) for token in tokens]
+        if scheme.lower() != "bearer" or not given.strip() or not any(matched):
             raise HTTPException(401, "a valid bearer token is needed (FIRSTLINE_API_TOKEN)",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorized)])
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorized)],
+                    responses={401: {"description": "no valid bearer token"}})
 
-    @api.get("/decisions")
+    @api.get("/decisions", responses=_BAD)
     def list_decisions(
-        source: str | None = None, outcome: str | None = None, item: str | None = None,
+        source: Annotated[str | None, Query(json_schema_extra={"enum": list(SOURCES)})] = None,
+        outcome: Annotated[str | None, Query(json_schema_extra={"enum": list(OUTCOMES)})] = None,
+        item: str | None = None,
         since: Annotated[str | None, Query(description=(
             "a date (midnight in the scope note's timezone) or a time with an offset"))] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-        cursor: str | None = None,
+        cursor: Annotated[str | None, Query(json_schema_extra={"pattern": "^[0-9]+$"})] = None,
     ) -> dict[str, Any]:
         """List decisions, newest first; `next_cursor` pages on."""
         if source is not None and source not in SOURCES:
             raise HTTPException(400, f"unknown source {source!r}")
         if outcome is not None and outcome not in OUTCOMES:
             raise HTTPException(400, f"unknown outcome {outcome!r}")
-        if cursor is not None and not cursor.isdigit():
+        # `cursor=` is the first page, as no cursor is
+        if cursor and not (cursor.isascii() and cursor.isdigit()):
             raise HTTPException(400, "cursor: use the next_cursor of a previous answer")
         where = DecisionFilter(source=source, outcome=outcome, item=item,
                                since=_since(since, scope().tz) if since is not None else None)
+        before = min(int(cursor), MAX_ID) if cursor else None  # past BIGINT: from the top
         with engine.connect() as conn:
-            page = decision_reads.list_decisions(conn, where, limit,
-                                                 before=int(cursor) if cursor else None)
+            page = decision_reads.list_decisions(conn, where, limit, before=before)
         return {"items": [_decision(r) for r in page.rows],
                 "next_cursor": str(page.rows[-1].id) if page.older else None}
 
-    @api.get("/decisions/{decision_id}")
-    def get_decision(decision_id: int) -> dict[str, Any]:
+    @api.get("/decisions/{decision_id}", responses=_MISSING)
+    def get_decision(decision_id: RecordId) -> dict[str, Any]:
         with engine.connect() as conn:
             row = decision_reads.decision(conn, decision_id)
         if row is None:
@@ -97,8 +111,8 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
             found = escalation_reads.describe(conn, rows)
         return {"items": found, "next_cursor": str(more) if more is not None else None}
 
-    @api.get("/escalations/{escalation_id}")
-    def get_escalation(escalation_id: int) -> dict[str, Any]:
+    @api.get("/escalations/{escalation_id}", responses=_MISSING)
+    def get_escalation(escalation_id: RecordId) -> dict[str, Any]:
         with engine.connect() as conn:
             row = escalation_reads.escalation(conn, escalation_id)
             if row is None:
@@ -133,6 +147,10 @@ def _since(text: str, tz: ZoneInfo) -> datetime:
         return parse_since(text, tz)
     except ValueError as exc:
         raise HTTPException(400, f"since: {exc}") from None
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def _decision(row: Any) -> dict[str, Any]:

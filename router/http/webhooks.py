@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ EVENT_TYPE_HEADERS = {"github": "x-github-event"}
 EVENT_TYPE_MAX = 100
 # Headers that carry or derive from a credential are never stored.
 _SECRET_HEADER_PARTS = ("signature", "authorization", "cookie", "token", "secret", "api-key")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Record = Callable[[str, str], None]  # (source, result) -> None, for /metrics
 
@@ -95,7 +97,7 @@ class WebhookIngest:
         try:
             parsed = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
-            return self._reject(source, Rejected(400, "bad_request", f"body is not JSON: {exc}"))
+            return self._reject(source, _not_json(exc, headers.get("content-type", "")))
         if type(parsed) is not dict:  # every vendor sends an object; the worker needs one
             return self._reject(source, Rejected(
                 400, "bad_request", f"body is not a JSON object but {_json_kind(parsed)}"))
@@ -211,6 +213,11 @@ def _delivery(
     event_type = headers.get(event_header) if event_header else None
     if event_type is not None and len(event_type) > EVENT_TYPE_MAX:
         return Rejected(400, "bad_request", f"{event_header} is longer than {EVENT_TYPE_MAX}")
+    # Both are stored, logged and shown: a line break would forge log lines. uvicorn's
+    # parsers refuse such headers already; other ASGI servers may pass them on.
+    if _CONTROL.search(delivery_id) or (event_type and _CONTROL.search(event_type)):
+        return Rejected(400, "bad_request", "the delivery id or event type header holds a "
+                                            "line break or another control character")
     kept = {k: v for k, v in headers.items() if not _is_secret_header(k)}
     return Delivery(
         source=source,
@@ -237,6 +244,14 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, bool):
         return "true/false"
     return "null" if value is None else "a number"
+
+
+def _not_json(exc: orjson.JSONDecodeError, content_type: str) -> Rejected:
+    """Say why a body is not JSON; a form-encoded one is a webhook set up for forms."""
+    if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        return Rejected(400, "bad_request", "body is form-encoded, not JSON: set the "
+                                            "webhook's content type to application/json")
+    return Rejected(400, "bad_request", f"body is not JSON: {exc}")
 
 
 def _detail(message: str) -> bytes:

@@ -101,10 +101,7 @@ class _Builder:
 
     def _check(self, node: yaml.Node, depth: int) -> None:
         line = node.start_mark.line + 1
-        if node.tag not in _PLAIN_TAGS:
-            shown = node.tag.replace(_YAML_TAG, "!!")
-            raise YamlProblem(line, f"tag {shown} is not allowed: a scope note holds plain "
-                                    "values, mappings and lists only")
+        _plain(node)
         if id(node) in self.open:
             raise YamlProblem(line, "an alias refers to the mapping or list that contains it")
         if depth > MAX_DEPTH:
@@ -138,6 +135,7 @@ class _Builder:
     def scalar(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
             raise YamlProblem(node.start_mark.line + 1, "a key must be a plain value")
+        _plain(node)  # keys too: they are built here, not by `build`
         if node.tag.endswith(":int") and not _PLAIN_INT.fullmatch(node.value):
             # `9:00` (base 60), `007`/`0123` (octal), `0x1F`, `1_002`: YAML 1.1 would turn
             # these into other numbers; keep the text (times, account ids, project keys).
@@ -145,6 +143,15 @@ class _Builder:
         if node.tag.endswith(":timestamp"):
             return node.value  # dates stay text; the schema parses them
         return self.loader.construct_object(node, deep=True)
+
+
+def _plain(node: yaml.Node) -> None:
+    """Refuse a node tagged as anything but YAML's plain types (`!!python/...`, `!foo`)."""
+    if node.tag not in _PLAIN_TAGS:
+        shown = node.tag.replace(_YAML_TAG, "!!")
+        raise YamlProblem(node.start_mark.line + 1, f"tag {shown} is not allowed: a scope "
+                                                    "note holds plain values, mappings and "
+                                                    "lists only")
 
 
 def line_of(lines: dict[Path, int], path: Sequence[str | int]) -> int:
