@@ -12,6 +12,7 @@ libraries' error messages quote the header, token and all.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -57,10 +58,15 @@ class Settings(BaseSettings):
     pagerduty_api_url: str = "https://api.pagerduty.com"
     pagerduty_events_url: str = "https://events.pagerduty.com"
 
+    # GitHub hooks whose failed deliveries the worker asks GitHub to redeliver
+    # (router.work.github_gaps): `owner/repo:id` or `org:id`, comma-separated.
+    github_hook_ids: str | None = None
+
     max_body_bytes: int = 10 * MIB
     linear_max_age: float = 60.0
-    # Days to keep raw deliveries; None keeps them all (replay --from-db reads them).
-    retention_days: int | None = None
+    # Days to keep raw deliveries and finished outbox actions (router.db.prune); 0 keeps
+    # everything. 400: a year of monthly reviews can still replay what they count.
+    retention_days: int = Field(default=400, ge=0)
     # Items whose outbox actions are performed side by side (router.work.outbox); 1: one at a time.
     outbox_concurrency: int = Field(default=8, ge=1)
     # Seconds between looks for work nobody announced (timers coming due, backoffs ending,
@@ -77,6 +83,17 @@ class Settings(BaseSettings):
             raise ValueError(f"FIRSTLINE_{str(info.field_name).upper()} contains a line break "
                              "or another control character")
         return value
+
+    @field_validator("github_hook_ids")
+    @classmethod
+    def _hook_ids(cls, value: str | None) -> str | None:
+        if value is not None:
+            _hook_paths(value)  # refuse a malformed list at start, not at the first check
+        return value
+
+    def github_hooks(self) -> list[tuple[str, str]]:
+        """Return (name as configured, REST path) for each hook of FIRSTLINE_GITHUB_HOOK_IDS."""
+        return _hook_paths(self.github_hook_ids or "")
 
     def webhook_secrets(self, source: Source) -> list[bytes]:
         """Return the source's webhook secrets as HMAC keys; empty when none is configured.
@@ -129,3 +146,21 @@ def clients(settings: Settings) -> tuple[Client, ...]:
     return tuple(Client(tracker, name, used_for,
                         tuple(f"FIRSTLINE_{n.upper()}" for n in needs if unset(n)))
                  for tracker, name, used_for, needs in _CLIENTS)
+
+
+_REPO_HOOK = re.compile(r"(?P<owner>[A-Za-z0-9_.-]+)/(?P<repo>[A-Za-z0-9_.-]+):(?P<id>\d+)")
+_ORG_HOOK = re.compile(r"(?P<org>[A-Za-z0-9_.-]+):(?P<id>\d+)")
+
+
+def _hook_paths(value: str) -> list[tuple[str, str]]:
+    """Read `owner/repo:id` and `org:id` entries into their deliveries API paths."""
+    out = []
+    for part in (p.strip() for p in value.split(",")):
+        if found := _REPO_HOOK.fullmatch(part):
+            out.append((part, f"/repos/{found['owner']}/{found['repo']}/hooks/{found['id']}"))
+        elif found := _ORG_HOOK.fullmatch(part):
+            out.append((part, f"/orgs/{found['org']}/hooks/{found['id']}"))
+        elif part:
+            raise ValueError(f"FIRSTLINE_GITHUB_HOOK_IDS: {part!r} is not owner/repo:id or "
+                             "org:id")
+    return out

@@ -1,18 +1,25 @@
-"""A GitHub REST stand-in on pytest-httpx: issues with assignees, comments and labels, and
-a repository's issues to open and list (newest first, filtered by labels, paged by
-`Link: rel="next"`).
+"""A GitHub REST stand-in on pytest-httpx: issues with assignees, comments and labels, a
+repository's issues to open and list (newest first, filtered by labels, paged by
+`Link: rel="next"`), and webhooks' delivery logs (list with cursor pages, redeliver).
 
 It keeps state, so a retry sees what an earlier attempt did, and it can fail chosen
 requests first (`fail`), to test retries, optionally after applying them (a timeout or
 500 on a write that took effect). Every request stays in `httpx_mock`. As GitHub does, it
 drops assignees who may not be assigned (`unassignable`) without saying so.
+
+A hook's log (`add_delivery`) answers like GitHub's: newest first, `per_page` at most
+100, a `Link: <…?cursor=…>; rel="next"` while more remain; a redelivery request adds an
+attempt with the same guid, `redelivery: true` and `redelivery_status` (200 by default:
+firstline is up again), and is kept in `redeliveries`.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -21,6 +28,8 @@ from pytest_httpx import HTTPXMock
 
 _ISSUE = re.compile(r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)(?P<rest>/.*)?")
 _ISSUES = re.compile(r"/repos/(?P<repo>[^/]+/[^/]+)/issues")
+_HOOK = re.compile(r"(?P<hook>/(?:repos/[^/]+/[^/]+|orgs/[^/]+)/hooks/\d+)/deliveries"
+                   r"(?:/(?P<id>\d+)/attempts)?")
 
 
 @dataclass
@@ -40,6 +49,10 @@ class GitHubStandIn:
         default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)  # performer threads call in
     unassignable: set[str] = field(default_factory=set)  # logins without push access
+    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # path -> newest first
+    redeliveries: list[tuple[str, int]] = field(default_factory=list)  # (hook path, id)
+    redelivery_status: int = 200
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def install(self, httpx_mock: HTTPXMock) -> GitHubStandIn:
         httpx_mock.add_callback(self._handle, url=re.compile(re.escape(self.base) + ".*"),
@@ -49,6 +62,19 @@ class GitHubStandIn:
     def add(self, repo: str, number: int, assignees: list[str]) -> Issue:
         self.issues[(repo, number)] = Issue(list(assignees))
         return self.issues[(repo, number)]
+
+    def add_delivery(self, hook: str, guid: str, status_code: int, at: datetime,
+                     redelivery: bool = False) -> dict[str, Any]:
+        """Record an attempt in a hook's log (`hook` is its API path, /repos/o/r/hooks/1)."""
+        attempt = {"id": next(self._ids), "guid": guid, "delivered_at": at.astimezone(UTC)
+                   .isoformat().replace("+00:00", "Z"), "redelivery": redelivery,
+                   "duration": 0.1, "status": "OK" if status_code == 200 else "failed",
+                   "status_code": status_code, "event": "issues", "action": "opened",
+                   "installation_id": None, "repository_id": 1296269}
+        log = self.hooks.setdefault(hook, [])
+        log.append(attempt)
+        log.sort(key=lambda a: (a["delivered_at"], a["id"]), reverse=True)
+        return attempt
 
     def fail(self, method: str, suffix: str, answer: httpx.Response | Exception,
              applied: bool = False) -> None:
@@ -73,6 +99,9 @@ class GitHubStandIn:
         return [issue for (name, _), issue in sorted(self.issues.items()) if name == repo]
 
     def _apply(self, request: httpx.Request) -> httpx.Response:
+        hook = _HOOK.fullmatch(request.url.path)
+        if hook is not None:
+            return self._delivery_log(request, hook["hook"], hook["id"])
         listing = _ISSUES.fullmatch(request.url.path)
         if listing is not None:
             return self._issues(request, listing["repo"])
@@ -130,6 +159,31 @@ class GitHubStandIn:
         return {**self._json(issue), "number": number, "title": issue.title,
                 "body": issue.body,
                 "html_url": f"https://github.com/{repo}/issues/{number}"}
+
+    def _delivery_log(self, request: httpx.Request, hook: str,
+                      attempt: str | None) -> httpx.Response:
+        if hook not in self.hooks:
+            return httpx.Response(404, json={"message": "Not Found"})
+        log = self.hooks[hook]
+        if attempt is not None and request.method == "POST":
+            original = next((a for a in log if a["id"] == int(attempt)), None)
+            if original is None:
+                return httpx.Response(404, json={"message": "Not Found"})
+            self.redeliveries.append((hook, int(attempt)))
+            self.add_delivery(hook, original["guid"], self.redelivery_status,
+                              datetime.now(UTC), redelivery=True)
+            return httpx.Response(202, json={})
+        per_page = min(int(request.url.params.get("per_page", "30")), 100)
+        cursor = request.url.params.get("cursor")
+        start = next((i for i, a in enumerate(log) if str(a["id"]) == cursor), 0) \
+            if cursor else 0
+        page = log[start:start + per_page]
+        headers = {}
+        if start + per_page < len(log):
+            after = log[start + per_page]["id"]
+            headers["link"] = (f'<{self.base}{hook}/deliveries?per_page={per_page}'
+                               f'&cursor={after}>; rel="next"')
+        return httpx.Response(200, json=page, headers=headers)
 
     @staticmethod
     def _json(issue: Issue) -> dict[str, Any]:

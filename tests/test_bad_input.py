@@ -27,6 +27,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from router.work.background import build_worker
 from sqlalchemy import Engine, select
 
 from adapters import ADAPTERS
@@ -35,7 +36,6 @@ from router.core.model import History
 from router.db.tables import decisions, inbox
 from router.http.app import create_app
 from router.settings import Settings
-from router.work.background import build_worker
 from tests.support import EXAMPLE_SCOPE, eventually, example_scope
 from tests.vendors import SECRETS, SOURCES, VENDOR, fixtures, signed_headers
 

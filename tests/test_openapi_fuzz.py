@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from router.work.background import build_worker
 from schemathesis import GenerationMode
 from schemathesis.core import NOT_SET
 from sqlalchemy import Engine, select
@@ -30,7 +31,6 @@ from sqlalchemy import Engine, select
 from router.db.tables import inbox
 from router.service import build_service
 from router.settings import Settings
-from router.work.background import build_worker
 from tests.support import EXAMPLE_SCOPE, example_scope
 from tests.vendors import SECRETS, signed_headers
 

@@ -129,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("paths", nargs="+", metavar="DIR_OR_FILE",
                       help="payload files, or folders searched for *.json")
     load.set_defaults(func=backfill_cli.cmd_db_load)
+    pr = dbsub.add_parser("prune", help="delete raw deliveries and finished actions older "
+                                        "than FIRSTLINE_RETENTION_DAYS")
+    pr.add_argument("--dry-run", action="store_true", help="only count what would go")
+    pr.set_defaults(func=service_cli.cmd_db_prune)
     parser.description = "firstline: " + " | ".join(sub.choices)
     return parser
 

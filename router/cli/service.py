@@ -135,6 +135,36 @@ def _revisions(revisions: tuple[str, ...]) -> str:
     return ", ".join(revisions) or "none (empty database)"
 
 
+def cmd_db_prune(args: argparse.Namespace) -> int:
+    """Delete (or with --dry-run count) what FIRSTLINE_RETENTION_DAYS no longer keeps."""
+    from router.db.engine import make_engine
+    from router.db.prune import prune
+
+    settings = _settings(args)
+    days = settings.retention_days
+    if not days:
+        print("FIRSTLINE_RETENTION_DAYS is 0: everything is kept, nothing to prune")
+        return 0
+    where, missing = _database_at(settings.database_url)
+    if missing:  # never create one (see `database`)
+        raise ServiceError(f"no database at {where}: set FIRSTLINE_DATABASE_URL to the "
+                           "service's database")
+    engine = make_engine(settings.database_url)
+    try:
+        done = prune(engine, days, datetime.now(UTC), dry_run=args.dry_run)
+    except Exception as exc:
+        raise ServiceError(f"cannot prune the database at {where}: "
+                           f"{type(exc).__name__}") from exc
+    finally:
+        engine.dispose()
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {done.deliveries} deliveries and {done.actions} finished outbox actions "
+          f"older than {done.cutoff.isoformat(timespec='seconds')} ({days} days)")
+    print(f"kept {done.kept_deliveries} deliveries and {done.kept_actions} actions that open "
+          "or recently resolved escalations still need")
+    return 0
+
+
 def deliveries_from_db(since: str | None, tz: ZoneInfo) -> list[Delivery]:
     """Read the stored deliveries (oldest first) as replay input; `since` is a date
     (midnight in `tz`, the scope note's timezone) or a time with an offset."""

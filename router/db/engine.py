@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cache
@@ -70,6 +71,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def xact_lock(conn: Connection, key: int) -> None:
     """Take a PostgreSQL advisory lock until the transaction ends (waiting for it)."""
     conn.execute(_XACT_LOCK, {"k": key})
+
+
+@contextlib.contextmanager
+def try_session_lock(engine: Engine, key: int) -> Iterator[bool]:
+    """Hold a PostgreSQL session advisory lock while inside, if no other session has it;
+    yield whether it is held (always true on SQLite, which serves one process)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        held = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        conn.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
 
 
 def analyze_changed(conn: Connection, least: int = 500) -> list[str]:

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from router.db.engine import analyze_changed
 from router.settings import Settings
+from router.work import github_gaps, retention
 
 log = logging.getLogger("firstline.periodic")
 
@@ -48,6 +49,8 @@ def analyze_busy_tables(engine: Engine, settings: Settings | None = None) -> lis
 
 JOBS: tuple[Job, ...] = (
     Job("analyze busy tables", 5.0, analyze_busy_tables),
+    Job("retention", retention.EVERY_S, retention.retention),
+    Job("github delivery gaps", github_gaps.CHECK_EVERY_S, github_gaps.GitHubGaps()),
 )
 
 
