@@ -31,7 +31,7 @@ from tests.vendors import SECRETS, SOURCES, event_of, fixtures, signature
 
 settings.register_profile("ci", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),
                           deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                          derandomize=True)
+                          derandomize=True, database=None)
 settings.register_profile("long", max_examples=5000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
