@@ -113,3 +113,16 @@ def github_comment_on_pull_request(at: str = "2019-05-15T15:20:40Z") -> Any:
     payload["comment"].update(issue_url=pr["issue_url"], created_at=at, updated_at=at,
                               html_url=f"{pr['html_url']}#issuecomment-492700400")
     return payload
+
+
+def decide_stored(db_url: str) -> int:
+    """Decide every stored delivery and due timer with the example note, as the worker
+    does; return how many."""
+    from router.db.engine import worker_engine
+    from router.work.worker import Worker
+
+    engine = worker_engine(db_url)
+    try:
+        return Worker(engine, example_scope).drain()
+    finally:
+        engine.dispose()

@@ -27,7 +27,6 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from router.work.background import build_worker
 from sqlalchemy import Engine, select
 
 from adapters import ADAPTERS
@@ -36,7 +35,7 @@ from router.core.model import History
 from router.db.tables import decisions, inbox
 from router.http.app import create_app
 from router.settings import Settings
-from tests.support import EXAMPLE_SCOPE, eventually, example_scope
+from tests.support import EXAMPLE_SCOPE, decide_stored, eventually, example_scope
 from tests.vendors import SECRETS, SOURCES, VENDOR, fixtures, signed_headers
 
 ISSUE_OPENED = (VENDOR / "github" / "issues.opened.json").read_bytes()
@@ -145,9 +144,7 @@ def test_deeply_nested_json_that_parses_is_stored_and_decided(db_url: str,
             answer = client.post(f"/webhooks/{source}", content=body,
                                  headers=signed_headers(source, body, "issues"))
             assert answer.status_code == 202, answer.text
-    worker = build_worker(settings_for(db_url), example_scope)
-    assert worker.drain() == 2
-    worker.engine.dispose()
+    assert decide_stored(db_url) == 2
     with engine.connect() as conn:
         outcomes = dict(conn.execute(select(decisions.c.source, decisions.c.outcome)).all())
     # Decided as `explain` decides the same payload: not ignored as unreadable.
@@ -237,15 +234,15 @@ def test_a_header_with_a_line_break_is_refused_by_the_app(db_url: str, engine: E
 
 @pytest.fixture
 def live_server(db_url: str, tmp_path: Path) -> Iterator[int]:
-    """Serve the app under uvicorn (httptools, as `serve` runs it) on a free port."""
+    """Run `firstline serve` (uvicorn with httptools) on a free port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     env = {**os.environ, "FIRSTLINE_DATABASE_URL": db_url,
            "FIRSTLINE_GITHUB_WEBHOOK_SECRET": SECRETS["github"]}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "router.http.app:app_from_env",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
+    firstline = Path(sys.executable).parent / "firstline"
+    server = subprocess.Popen([firstline, "serve", "--rules", str(EXAMPLE_SCOPE), "--host",
+                               "127.0.0.1", "--port", str(port)], env=env)
     try:
         eventually(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1),
                    "uvicorn to answer", ignore=(httpx.TransportError,))

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from router.work.background import build_worker
 from sqlalchemy import Engine, func, select, update
 
 from router.cli.main import main
@@ -22,7 +21,7 @@ from router.db.prune import prune
 from router.db.tables import decisions, escalations, inbox, outbox
 from router.http.app import create_app
 from router.settings import Settings
-from tests.support import EXAMPLE_SCOPE, example_scope
+from tests.support import EXAMPLE_SCOPE, decide_stored
 from tests.vendors import SECRETS, VENDOR, signed_headers
 
 NOW = datetime.now(UTC)
@@ -48,9 +47,7 @@ def receive(db_url: str, bodies: list[bytes]) -> None:
             answer = client.post("/webhooks/jira", content=body, headers=signed_headers(
                 "jira", body, "jira:issue_created", f"delivery-{n}"))
             assert answer.status_code == 202
-    worker = build_worker(settings, example_scope)
-    assert worker.drain() == len(bodies)
-    worker.engine.dispose()
+    assert decide_stored(db_url) == len(bodies)
 
 
 def age_everything(engine: Engine, to: datetime) -> None:
