@@ -3,6 +3,7 @@ asked for again, against a stateful stand-in of GitHub's hook delivery log."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -104,7 +105,7 @@ def test_deliveries_older_than_the_look_back_are_left_alone(
 def test_a_rate_limit_stops_the_look_until_github_says(
         db_url: str, engine: Engine, gh: GitHubStandIn, httpx_mock: HTTPXMock) -> None:
     gh.add_delivery(REPO_HOOK, "lost", 500, NOW - timedelta(hours=1))
-    reset = int(NOW.timestamp()) + 600
+    reset = int(time.time()) + 600  # from now: the module's NOW may be long past
     gh.fail("GET", "/deliveries", httpx.Response(403, json={
         "message": "API rate limit exceeded"}, headers={
         "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}))

@@ -33,8 +33,9 @@ def jira_issue(n: int, labels: list[str]) -> bytes:
     issue = payload["issue"]
     issue["id"], issue["key"] = str(90000 + n), f"TES-{900 + n}"
     issue["fields"]["labels"] = labels
-    issue["fields"]["created"] = issue["fields"]["updated"] = NOW.isoformat()
-    payload["timestamp"] = int(NOW.timestamp() * 1000) + n
+    now = datetime.now(UTC)  # not the module's NOW: an hour-old issue would meet timed triggers
+    issue["fields"]["created"] = issue["fields"]["updated"] = now.isoformat()
+    payload["timestamp"] = int(now.timestamp() * 1000) + n
     return json.dumps(payload).encode()
 
 
