@@ -61,7 +61,9 @@ def test_urls_in_payloads_do_not_steer_calls_elsewhere(
         pd = PagerDutyStandIn()
         for _ in range(5):  # whatever pages and incident changes the deliveries make
             pd.answer("POST", "/v2/enqueue", 202, {"status": "success", "dedup_key": "k"})
-            pd.answer("GET", "/incidents/Q1B2RYPQSTQ0ZB", 404, {"error": {"code": 2100}})
+            for method, path in (("GET", ""), ("PUT", ""), ("GET", "/notes"),
+                                 ("POST", "/notes")):
+                pd.answer(method, f"/incidents/PFQZPSY{path}", 404, {"error": {"code": 2100}})
         adapters = {**outbound_adapters(settings),
                     "pagerduty": pagerduty.outbound(settings, transport=pd.transport)}
         with TestClient(build_service(settings, adapters=adapters)) as client:

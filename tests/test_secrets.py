@@ -123,9 +123,10 @@ def _vendor_failures(gh: GitHubStandIn, jira: JiraStandin, pd: PagerDutyStandIn,
     pd.answer("POST", "/v2/enqueue", 400, {"status": "invalid event", "errors": [
         f"routing_key {values['pagerduty_routing_key']} is not an integration"]})
     pd.answer("POST", "/v2/enqueue", 202, {"status": "success", "dedup_key": "x"})
-    for _ in range(4):
-        pd.answer("GET", "/incidents/Q1B2RYPQSTQ0ZB", 401, {"error": {
-            "message": f"Invalid token: Token token={values['pagerduty_api_token']}"}})
+    refused = {"error": {"message": f"Invalid token: Token token={values['pagerduty_api_token']}"}}
+    for _ in range(4):  # whatever the incident's decision asks of the REST API
+        for method, path in (("GET", ""), ("PUT", ""), ("GET", "/notes"), ("POST", "/notes")):
+            pd.answer(method, f"/incidents/PFQZPSY{path}", 401, refused)
 
 
 def _deliveries(client: TestClient, values: dict[str, str], jira: JiraStandin) -> list[str]:
