@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,20 +20,17 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from schemathesis import GenerationMode
 from schemathesis.core import NOT_SET
 from sqlalchemy import Engine, select
 
 from router.db.tables import inbox
 from router.service import build_service
 from router.settings import Settings
+from tests.fuzzing import assert_no_traceback, fuzz
 from tests.support import EXAMPLE_SCOPE, decide_stored
 from tests.vendors import SECRETS, signed_headers
 
 TOKEN = "openapi-fuzz-token"
-EXAMPLES = int(os.environ.get("OPENAPI_FUZZ_EXAMPLES", "25"))  # per route, in CI
 
 
 @pytest.fixture
@@ -55,23 +51,16 @@ ROUTES = [("POST", "/webhooks/{source}"), ("GET", "/healthz"), ("GET", "/readyz"
 def _no_traceback(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     caplog.set_level(logging.INFO)
     yield
-    broken = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
-    assert not broken, [r.getMessage() for r in broken]
+    assert_no_traceback(caplog)
 
 
 def test_every_route_of_the_schema_is_fuzzed(app: FastAPI) -> None:
-    """A route missing from ROUTES would go untested: the list must be the schema's."""
+    """A route missing from ROUTES would go untested: the list must be the schema's (but
+    the dashboard's, which tests/test_pages_fuzz.py drives)."""
     served = {(method.upper(), path) for path, item in app.openapi()["paths"].items()
-              for method in item}
+              for method, operation in item.items()
+              if "dashboard" not in operation.get("tags", ())}
     assert served == set(ROUTES)
-
-
-def _fuzz(operation: Any, test: Any) -> None:
-    """Run `test(case, flag)` on generated cases, valid and invalid, a bounded number."""
-    modes = [operation.as_strategy(generation_mode=mode) for mode in GenerationMode]
-    run = given(case=st.one_of(modes), flag=st.booleans())(test)
-    settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-             suppress_health_check=list(HealthCheck))(run)()
 
 
 @pytest.mark.parametrize(("method", "path"), [r for r in ROUTES if r[0] == "GET"])
@@ -83,7 +72,7 @@ def test_no_generated_request_breaks_the_read_side(app: FastAPI, method: str,
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {TOKEN}"}
         case.call_and_validate()
 
-    _fuzz(schemathesis.openapi.from_asgi("/openapi.json", app)[path][method], call)
+    fuzz(schemathesis.openapi.from_asgi("/openapi.json", app)[path][method], call)
 
 
 def test_generated_deliveries_are_stored_only_when_signed(app: FastAPI, db_url: str,
@@ -113,7 +102,7 @@ def test_generated_deliveries_are_stored_only_when_signed(app: FastAPI, db_url: 
             if answer.status_code in (200, 202) and answer.json()["status"] == "accepted":
                 signed.add(delivery)
 
-        _fuzz(operation, call)
+        fuzz(operation, call)
     with engine.connect() as conn:
         stored = set(conn.execute(select(inbox.c.delivery_id)).scalars())
     assert stored == signed and signed

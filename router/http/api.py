@@ -29,6 +29,7 @@ from router.settings import Settings
 MAX_LIMIT = 1000
 MAX_ID = 2**63 - 1  # BIGINT: a larger id in a query overflowed the driver (500)
 RecordId = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdBound = Annotated[int | None, Query(ge=0, le=MAX_ID)]  # a page's `before` or `after`
 Responses = dict[int | str, dict[str, Any]]
 _BAD: Responses = {400: {"description": "a filter or cursor that cannot be used (the detail "
                                         "says why)"}}
@@ -60,7 +61,9 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
         outcome: Annotated[str | None, Query(json_schema_extra={"enum": list(OUTCOMES)})] = None,
         item: str | None = None,
         since: Annotated[str | None, Query(description=(
-            "a date (midnight in the scope note's timezone) or a time with an offset"))] = None,
+            "a date (midnight in the scope note's timezone) or a time with an offset"),
+            json_schema_extra={"anyOf": [{"type": "string", "format": f}
+                                         for f in ("date", "date-time")]})] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
         cursor: Annotated[str | None, Query(json_schema_extra={"pattern": "^[0-9]+$"})] = None,
     ) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from router.http.pages.auth import (
     safe_next,
     text_field,
 )
+from router.http.pages.openapi import CSRF, answers, form
 from router.http.pages.render import STATIC, Pages, make_templates
 from router.scope.load import Scope
 from router.settings import Settings
@@ -53,7 +54,7 @@ def mount_pages(app: FastAPI, settings: Settings, engine: Engine, scope: Callabl
             raise login_needed(request)
         return who
 
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(tags=["dashboard"])
     _login_routes(router, pages, viewer)
     for module in (week, decisions, escalations, month, scope_note):
         module.routes(router, pages, viewer)
@@ -95,7 +96,9 @@ def _login_routes(router: APIRouter, pages: Pages, viewer: Callable[[Request], V
     def login_form(request: Request, next: str = "/") -> Response:
         return _login_page(request, pages, next)
 
-    @router.post("/login")
+    @router.post("/login", responses=answers(303, 401, 403, 411, 413), openapi_extra=form(
+        {"token": "FIRSTLINE_API_TOKEN or FIRSTLINE_READ_TOKEN",
+         "next": "the path to go to afterwards", **CSRF}))
     async def login(request: Request) -> Response:
         form = await read_form(request)
         token, csrf = text_field(form, "token"), text_field(form, "csrf")
@@ -109,7 +112,9 @@ def _login_routes(router: APIRouter, pages: Pages, viewer: Callable[[Request], V
         pages.access.start(request, response, role)
         return response
 
-    @router.post("/logout")
+    # Without a session there is nothing to end: the form's fields do not matter then.
+    @router.post("/logout", responses=answers(303, 403, 411, 413),
+                 openapi_extra=form(CSRF, required=()))
     async def logout(request: Request) -> Response:
         who = pages.access.viewer(request)
         if who is not None:

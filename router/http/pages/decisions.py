@@ -11,14 +11,19 @@ from router.core.model import OUTCOMES, SOURCES, WorkItem
 from router.db.item_json import item_from_json
 from router.db.reads import decisions as reads
 from router.db.reads.decisions import DecisionFilter
+from router.http.api import IdBound, RecordId
 from router.http.pages.auth import Viewer
+from router.http.pages.openapi import SESSION, answers, query
 from router.http.pages.render import Pages
 from router.scope.load import Scope
 from router.work.normalize import parse_delivery
 
 PAGE_SIZE = 50
 MAX_PAGE = 500
-FILTERS = ("source", "outcome", "trigger", "owner", "scope", "since", "until", "q")
+FILTERS = {"source": "a source", "outcome": "an outcome", "trigger": "a trigger's id",
+           "owner": "a person of the scope note", "scope": "an owner line's name",
+           "since": "the first day, YYYY-MM-DD", "until": "the last day, YYYY-MM-DD",
+           "q": "part of an item's key or title"}
 
 
 class BadFilter(ValueError):
@@ -28,9 +33,11 @@ class BadFilter(ValueError):
 def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
     """Add `/decisions` and `/decisions/{id}`."""
 
-    @router.get("/decisions", response_class=HTMLResponse)
+    @router.get("/decisions", response_class=HTMLResponse, responses=answers(*SESSION, 400),
+                openapi_extra=query(FILTERS, choices={"source": SOURCES, "outcome": OUTCOMES},
+                                    days=("since", "until")))
     def list_page(request: Request, who: Annotated[Viewer, Depends(viewer)],
-                  before: int | None = None, after: int | None = None,
+                  before: IdBound = None, after: IdBound = None,
                   limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE_SIZE) -> Response:
         scope = pages.scope()
         given = {k: v.strip() for k in FILTERS if (v := request.query_params.get(k, ""))}
@@ -48,8 +55,9 @@ def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
         context.update(page=page, briefs=briefs, query=_query(shown))
         return pages.render(request, "decisions.html", who, context)
 
-    @router.get("/decisions/{decision_id}", response_class=HTMLResponse)
-    def detail_page(request: Request, decision_id: int,
+    @router.get("/decisions/{decision_id}", response_class=HTMLResponse,
+                responses=answers(*SESSION, 404))
+    def detail_page(request: Request, decision_id: RecordId,
                     who: Annotated[Viewer, Depends(viewer)]) -> Response:
         with pages.engine.connect() as conn:
             row = reads.decision(conn, decision_id)

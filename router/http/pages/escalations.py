@@ -9,7 +9,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from router.db.reads import decisions as decision_reads
 from router.db.reads import escalations as reads
+from router.http.api import IdBound, RecordId
 from router.http.pages.auth import Viewer
+from router.http.pages.openapi import SESSION, answers
 from router.http.pages.render import Pages
 from router.reviews.checklist import build_review
 from router.reviews.checklist_render import PAGE_WORDS
@@ -20,9 +22,9 @@ PAGE_SIZE = 50
 def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
     """Add `/escalations` and `/escalations/{id}`."""
 
-    @router.get("/escalations", response_class=HTMLResponse)
+    @router.get("/escalations", response_class=HTMLResponse, responses=answers(*SESSION))
     def list_page(request: Request, who: Annotated[Viewer, Depends(viewer)],
-                  state: str | None = None, before: int | None = None) -> Response:
+                  state: str | None = None, before: IdBound = None) -> Response:
         if state is not None and state not in reads.STATES:
             state = None
         with pages.engine.connect() as conn:
@@ -32,8 +34,9 @@ def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
         return pages.render(request, "escalations.html", who, {
             "rows": [(r, members[r.id]) for r in rows], "state": state, "older": older})
 
-    @router.get("/escalations/{escalation_id}", response_class=HTMLResponse)
-    def detail_page(request: Request, escalation_id: int,
+    @router.get("/escalations/{escalation_id}", response_class=HTMLResponse,
+                responses=answers(*SESSION, 404))
+    def detail_page(request: Request, escalation_id: RecordId,
                     who: Annotated[Viewer, Depends(viewer)]) -> Response:
         with pages.engine.connect() as conn:
             row = reads.escalation(conn, escalation_id)

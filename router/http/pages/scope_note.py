@@ -14,6 +14,7 @@ from router.http.pages.auth import (
     require_operator,
     text_field,
 )
+from router.http.pages.openapi import CSRF, SESSION, answers, form
 from router.http.pages.render import Pages
 from router.scope.load import Scope, ScopeError, parse_scope
 from router.scope.text import describe_scope
@@ -27,13 +28,16 @@ SHOWN_AS = "edited scope note"
 def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
     """Add `/scope` and the what-if's POST."""
 
-    @router.get("/scope", response_class=HTMLResponse)
+    @router.get("/scope", response_class=HTMLResponse, responses=answers(*SESSION))
     def scope_page(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Response:
         scope = pages.scope()
         draft = _current_text(scope) if who.may_act else ""
         return pages.render(request, "scope.html", who, _context(scope, draft, DEFAULT_DAYS))
 
-    @router.post("/scope/what-if", response_class=HTMLResponse)
+    @router.post("/scope/what-if", response_class=HTMLResponse,
+                 responses=answers(*SESSION, 403, 411, 413, 422, 503), openapi_extra=form(
+                     {"note": "the edited scope note", **CSRF}, files=("upload",),
+                     numbers={"days": (1, MAX_DAYS)}))
     async def what_if(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Response:
         form = await read_form(request)
         require_csrf(who, text_field(form, "csrf"))

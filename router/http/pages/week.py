@@ -13,6 +13,7 @@ from router.core.durations import week_start
 from router.db.outbox import RetryRefused, retry_action
 from router.db.reads import escalations as escalation_reads
 from router.db.reads import health, week
+from router.http.api import RecordId
 from router.http.pages.auth import (
     Viewer,
     read_form,
@@ -20,6 +21,7 @@ from router.http.pages.auth import (
     require_operator,
     text_field,
 )
+from router.http.pages.openapi import CSRF, SESSION, answers, form
 from router.http.pages.plots import weekly_hours
 from router.http.pages.render import Pages
 from router.scope.load import Scope, local_day
@@ -62,12 +64,13 @@ def time_boxes(scope: Scope, today: date) -> list[TimeBox]:
 def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
     """Add `/` (this week) and the retry button's route."""
 
-    @router.get("/", response_class=HTMLResponse)
+    @router.get("/", response_class=HTMLResponse, responses=answers(*SESSION))
     def this_week(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Response:
         return pages.render(request, "week.html", who, week_context(pages))
 
-    @router.post("/actions/{action_id}/retry")
-    async def retry(request: Request, action_id: int,
+    @router.post("/actions/{action_id}/retry", response_class=HTMLResponse,
+                 responses=answers(*SESSION, 403, 409, 411, 413), openapi_extra=form(CSRF))
+    async def retry(request: Request, action_id: RecordId,
                     who: Annotated[Viewer, Depends(viewer)]) -> Response:
         require_csrf(who, text_field(await read_form(request), "csrf"))
         require_operator(who)
