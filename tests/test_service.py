@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from router.core.durations import SINCE_HINT
 from router.service import build_service
@@ -137,6 +138,29 @@ def test_only_the_whole_token_passes_and_the_scheme_is_case_insensitive(
     for scheme in ("bearer", "BEARER"):  # RFC 7235: the scheme is case-insensitive
         assert client.get("/api/v1/scope", headers={
             "Authorization": f"{scheme} {token}"}).status_code == 200
+
+
+def test_the_read_only_token_reads_and_every_token_is_compared_as_a_digest(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compare_digest leaks the length of what it compares: only digests reach it, one
+    for each configured token whatever was sent, at the login form and the read API."""
+    import hmac
+
+    compared: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        compared.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recording)
+    read_only = settings(db_url).model_copy(update={"read_token": SecretStr("read-only")})
+    with TestClient(build_service(read_only)) as client:
+        for given, status in (("read-only", 200), (TOKEN, 200), ("x", 401), ("x" * 500, 401)):
+            compared.clear()
+            answer = client.get("/api/v1/scope", headers={"Authorization": f"Bearer {given}"})
+            assert answer.status_code == status, given
+            assert compared == [(32, 32), (32, 32)], given
 
 
 def test_escalations_and_scope(client: TestClient) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import Engine
 
@@ -21,15 +19,14 @@ from router.db.reads import escalations as escalation_reads
 from router.db.reads.decisions import DecisionFilter
 from router.db.reads.escalations import Filter
 from router.http.reviews import reviews_api
+from router.http.pages.auth import Access
+from router.http.params import MAX_ID, RecordId
 from router.reviews.checklist import UnknownEscalation, build_review
 from router.reviews.checklist_render import review_json, review_markdown
 from router.scope.load import Scope
 from router.settings import Settings
 
 MAX_LIMIT = 1000
-MAX_ID = 2**63 - 1  # BIGINT: a larger id in a query overflowed the driver (500)
-RecordId = Annotated[int, Path(ge=1, le=MAX_ID)]
-IdBound = Annotated[int | None, Query(ge=0, le=MAX_ID)]  # a page's `before` or `after`
 Responses = dict[int | str, dict[str, Any]]
 _BAD: Responses = {400: {"description": "a filter or cursor that cannot be used (the detail "
                                         "says why)"}}
@@ -39,16 +36,11 @@ _MISSING: Responses = {404: {"description": "no record with that id"}}
 def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> APIRouter:
     """Build the /api/v1 router; every route needs `Authorization: Bearer <token>`, the
     API token or the read-only FIRSTLINE_READ_TOKEN (everything here only reads)."""
-    tokens = [_digest(t.get_secret_value()) for t in (settings.api_token, settings.read_token)
-              if t is not None]
+    access = Access(settings)  # the dashboard's login compares tokens the same way
 
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
         scheme, _, given = (authorization or "").strip().partition(" ")
-        # Digests of each, so a comparison takes as long whatever was sent, its length too;
-        # every token is compared, so the timing does not say which one was close.
-        digest = _digest(given.strip())
-        matched = [hmac.compare_digest(digest, token) for token in tokens]
-        if scheme.lower() != "bearer" or not given.strip() or not any(matched):
+        if access.role_for(given) is None or scheme.lower() != "bearer":
             raise HTTPException(401, "a valid bearer token is needed (FIRSTLINE_API_TOKEN)",
                                 headers={"WWW-Authenticate": "Bearer"})
 
@@ -150,10 +142,6 @@ def _since(text: str, tz: ZoneInfo) -> datetime:
         return parse_since(text, tz)
     except ValueError as exc:
         raise HTTPException(400, f"since: {exc}") from None
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
 
 
 def _decision(row: Any) -> dict[str, Any]:

@@ -55,9 +55,10 @@ class Access:
     def __init__(self, settings: Settings) -> None:
         given: tuple[tuple[SecretStr | None, Role], ...] = (
             (settings.api_token, "operator"), (settings.read_token, "reader"))
-        self._tokens = [(secret.get_secret_value().encode(), role)
-                        for secret, role in given if secret is not None]
-        seed = b"\0".join(token for token, _ in self._tokens)
+        tokens = [(secret.get_secret_value().encode(), role)
+                  for secret, role in given if secret is not None]
+        self._tokens = [(hashlib.sha256(token).digest(), role) for token, role in tokens]
+        seed = b"\0".join(token for token, _ in tokens)
         key = hmac.new(b"firstline dashboard session", seed, hashlib.sha256).hexdigest()
         self._sessions = URLSafeTimedSerializer(key, salt="session")
         self._logins = URLSafeTimedSerializer(key, salt="login")
@@ -67,12 +68,14 @@ class Access:
         return bool(self._tokens)
 
     def role_for(self, given: str) -> Role | None:
-        """Return the role a token grants; every configured token is compared, in
-        constant time, so the answer's timing says nothing about which one was close."""
+        """Return the role a token grants (the login form and the read API ask); every
+        configured token is compared, in constant time, as SHA-256 digests, so the
+        answer's timing says nothing about which one was close nor about its length."""
         found: Role | None = None
         candidate = given.strip().encode()
+        digest = hashlib.sha256(candidate).digest()
         for token, role in self._tokens:
-            if hmac.compare_digest(candidate, token) and candidate and found is None:
+            if hmac.compare_digest(digest, token) and candidate and found is None:
                 found = role
         return found
 

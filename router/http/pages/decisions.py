@@ -11,10 +11,10 @@ from router.core.model import OUTCOMES, SOURCES, WorkItem
 from router.db.item_json import item_from_json
 from router.db.reads import decisions as reads
 from router.db.reads.decisions import DecisionFilter
-from router.http.api import IdBound, RecordId
 from router.http.pages.auth import Viewer
 from router.http.pages.openapi import SESSION, answers, query
 from router.http.pages.render import Pages
+from router.http.params import IdBound, RecordId
 from router.scope.load import Scope
 from router.work.normalize import parse_delivery
 

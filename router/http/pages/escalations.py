@@ -9,10 +9,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from router.db.reads import decisions as decision_reads
 from router.db.reads import escalations as reads
-from router.http.api import IdBound, RecordId
 from router.http.pages.auth import Viewer
 from router.http.pages.openapi import SESSION, answers
 from router.http.pages.render import Pages
+from router.http.params import IdBound, RecordId
 from router.reviews.checklist import build_review
 from router.reviews.checklist_render import PAGE_WORDS
 

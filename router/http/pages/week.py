@@ -13,7 +13,6 @@ from router.core.durations import week_start
 from router.db.outbox import RetryRefused, retry_action
 from router.db.reads import escalations as escalation_reads
 from router.db.reads import health, week
-from router.http.api import RecordId
 from router.http.pages.auth import (
     Viewer,
     read_form,
@@ -24,6 +23,7 @@ from router.http.pages.auth import (
 from router.http.pages.openapi import CSRF, SESSION, answers, form
 from router.http.pages.plots import weekly_hours
 from router.http.pages.render import Pages
+from router.http.params import RecordId
 from router.scope.load import Scope, local_day
 
 WEEKS_SHOWN = 4  # this week and the three before it
