@@ -4,10 +4,12 @@ to a unique random value, then a scan of everything it produced for each one.
 The session: the real service in-process in enforce mode, signed deliveries from all
 four vendors (one signed with the retiring secret of a rotation), deliveries with bad or
 no signatures, vendor calls that fail and whose error bodies echo the credential they
-were sent, the read API with good and bad tokens, /metrics, /readyz, /openapi.json, a
-GitHub delivery-gap look, and the CLI (`explain`, `replay --from-db`, `outbox list`,
-`db prune --dry-run`, `check`). Scanned: every log record (with tracebacks), every
-column of every table, every HTTP answer, every line the CLI printed.
+were sent, the read API with good and bad tokens (the API token and the read-only one), /metrics,
+/readyz, /openapi.json, the dashboard (logging in with each token and a wrong one, every
+page, a dead action retried, a what-if, error pages, logging out), a GitHub delivery-gap
+look, and the CLI (`explain`, `replay --from-db`, `outbox list`, `db prune --dry-run`,
+`check`). Scanned: every log record (with tracebacks), every column of every table, every
+HTTP answer with its headers, the dashboard's cookies decoded, every line the CLI printed.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import secrets
 import time
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from itsdangerous.encoding import base64_decode
 from pytest_httpx import HTTPXMock
 from sqlalchemy import Engine, select
 
@@ -38,12 +43,13 @@ from tests.standin_github import GitHubStandIn
 from tests.standin_jira import JiraStandin, Reply
 from tests.standin_pagerduty import PagerDutyStandIn
 from tests.support import EXAMPLE_SCOPE, FIXTURES, eventually, github_assigned_to_cto
+from tests.test_pages import csrf_of
 from tests.vendors import signed_headers
 
 GITHUB_API = "https://api.github.test"
 LINEAR_API = "https://api.linear.test/graphql"
 HOOK = "/repos/Codertocat/Hello-World/hooks/7"
-SECRET_SETTINGS = ("api_token", "jira_webhook_secret", "linear_webhook_secret",
+SECRET_SETTINGS = ("api_token", "read_token", "jira_webhook_secret", "linear_webhook_secret",
                    "github_webhook_secret", "pagerduty_webhook_secret", "jira_api_token",
                    "linear_api_key", "github_token", "pagerduty_api_token",
                    "pagerduty_routing_key")
@@ -94,6 +100,7 @@ def test_no_secret_appears_in_logs_tables_answers_metrics_or_cli_output(
             produced += _deliveries(client, values, jira)
             _settle(engine)
             produced += _read_side(client, values)
+            produced += _dashboard(client, values)
         # Its own finder (the service's would start only after 30 s), on the same token.
         watched = settings.model_copy(update={"github_hook_ids": "Codertocat/Hello-World:7"})
         gaps = GapFinder(engine, DeliveryLog(watched), hooks(watched))
@@ -168,15 +175,63 @@ def _settle(engine: Engine) -> None:
 
 def _read_side(client: TestClient, values: dict[str, str]) -> list[str]:
     good = {"Authorization": f"Bearer {values['api_token']}"}
+    reader = {"Authorization": f"Bearer {values['read_token']}"}
     answers = []
     for path in ("/api/v1/decisions", "/api/v1/escalations", "/api/v1/scope", "/metrics",
                  "/readyz", "/healthz", "/openapi.json"):
-        for headers in (good, {"Authorization": f"Bearer {values['api_token']}x"}, {}):
+        for headers in (good, reader, {"Authorization": f"Bearer {values['api_token']}x"}, {}):
             answer = client.get(path, headers=headers)
             answers.append(f"{answer.status_code} {answer.headers} {answer.text}")
     for item in client.get("/api/v1/decisions", headers=good).json()["items"]:
         answers.append(client.get(f"/api/v1/decisions/{item['id']}", headers=good).text)
     return answers
+
+
+def _dashboard(client: TestClient, values: dict[str, str]) -> list[str]:
+    """Use the dashboard as each role would, and as a guess would; return every answer
+    with its headers and the payloads of the cookies it set."""
+    answers: list[str] = []
+
+    def keep(answer: httpx.Response) -> httpx.Response:
+        answers.append(f"{answer.status_code} {answer.headers} {answer.text}")
+        answers.extend(_cookie_payload(v) for v in answer.headers.get_list("set-cookie"))
+        return answer
+
+    for token in (values["api_token"] + "x", values["read_token"], values["api_token"]):
+        client.cookies.clear()
+        nonce = csrf_of(keep(client.get("/login")).text)
+        keep(client.post("/login", data={"token": token, "csrf": nonce, "next": "/"},
+                         follow_redirects=False))
+    week = keep(client.get("/"))
+    assert "firstline_session" in client.cookies and "Log out" in week.text
+    csrf = csrf_of(week.text)
+    listed = keep(client.get("/decisions")).text + keep(client.get("/escalations")).text
+    details = set(re.findall(r'href="(/(?:decisions|escalations)/\d+)"', listed))
+    assert any(p.startswith("/escalations/") for p in details), listed
+    for path in [*sorted(details), "/scope", "/decisions/999999", "/decisions?source=gitlab"]:
+        keep(client.get(path))
+    with client.app.state.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
+        dead = conn.execute(select(outbox.c.id).where(outbox.c.status == "dead")).scalars()
+        for action_id in list(dead)[:2]:
+            keep(client.post(f"/actions/{action_id}/retry", data={"csrf": csrf},
+                             follow_redirects=False))
+    keep(client.post("/scope/what-if", data={"csrf": csrf, "days": "1",
+                                             "note": EXAMPLE_SCOPE.read_text()}))
+    keep(client.post("/scope/what-if", data={"csrf": "forged", "note": "x"}))
+    keep(client.post("/logout", data={"csrf": csrf}, follow_redirects=False))
+    assert len(answers) > 15
+    return answers
+
+
+def _cookie_payload(set_cookie: str) -> str:
+    """Return a signed cookie's payload as text (itsdangerous: base64 JSON, maybe zlib'd),
+    which a scan of the raw header would not see into."""
+    value = set_cookie.split(";", 1)[0].partition("=")[2].strip('"')
+    payload = value.split(".")[1] if value.startswith(".") else value.split(".")[0]
+    if not payload:
+        return ""
+    raw = base64_decode(payload)
+    return (zlib.decompress(raw) if value.startswith(".") else raw).decode("latin-1")
 
 
 def _cli(db_url: str, rules: Path, values: dict[str, str], monkeypatch: pytest.MonkeyPatch,
