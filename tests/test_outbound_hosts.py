@@ -5,8 +5,9 @@ Audit of adapters/*/outbound.py: requests are built from the configured base URL
 the item's id or key only (Jira `issue/{quoted id}`, GitHub `/repos/{owner}/{repo}/issues/
 {n}` from the key's strict pattern, PagerDuty `/incidents/{quoted id}`, Linear one GraphQL
 endpoint with variables); payload URLs (`self`, `url`, `html_url`, ...) end up only in
-links for people (the item's `url`, the page's links). Here every URL in real deliveries
-is pointed at a second local server, which must receive nothing.
+links for people (the item's `url`, the page's links, the dashboard's links to the item).
+Here every URL in real deliveries is pointed at a second local server, which must
+receive nothing, neither from the first attempts nor from the dashboard's retries.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from tests.standin_github import GitHubStandIn
 from tests.standin_jira import JiraStandin
 from tests.standin_pagerduty import PagerDutyStandIn
 from tests.support import EXAMPLE_SCOPE, FIXTURES, eventually, github_assigned_to_cto
+from tests.test_pages import csrf_of, login
 from tests.vendors import SECRETS, signed_headers
 
 GITHUB_API = "https://api.github.test"
+OPERATOR = "outbound-hosts-operator"
 LINEAR_API = "https://api.linear.test/graphql"
 _URL = re.compile(r"https?://[^/\"\s]+")
 
@@ -53,6 +56,7 @@ def test_urls_in_payloads_do_not_steer_calls_elsewhere(
             linear_api_url=LINEAR_API, linear_api_key="l", pagerduty_from="bot@example.com",
             pagerduty_api_url="https://api.pagerduty.test", pagerduty_api_token="p",
             pagerduty_events_url="https://events.pagerduty.test", pagerduty_routing_key="r",
+            api_token=OPERATOR,
             **{f"{s}_webhook_secret": secret for s, secret in SECRETS.items()})
         gh = GitHubStandIn(GITHUB_API).install(httpx_mock)
         gh.add("Codertocat/Hello-World", 1, ["dreyes"])
@@ -73,15 +77,31 @@ def test_urls_in_payloads_do_not_steer_calls_elsewhere(
                                      headers=signed_headers(source, body, event))
                 assert answer.status_code in (200, 202), answer.text
             eventually(lambda: _settled(engine), "every action done or dead", timeout=60)
+            retried = _retry_dead_from_the_dashboard(client, engine)
+            eventually(lambda: _settled(engine), "the retried actions done or dead", timeout=60)
         with engine.connect() as conn:  # the other host did reach the actions' targets...
             targets = " ".join(conn.execute(select(outbox.c.target)).scalars())
         assert elsewhere.url in targets
-        assert elsewhere.requests == []  # ...and no call went there
+        assert elsewhere.requests == []  # ...and no call went there, retried ones neither
+        assert retried
         assert jira.requests and gh.issues[("Codertocat/Hello-World", 1)].comments
     hosts = {r.url.host for r in httpx_mock.get_requests()}
     assert hosts <= {"api.github.test", "api.linear.test"}
     assert all(r.path.startswith("/v2/") or r.path.startswith("/incidents/")
                for r in pd.requests)
+
+
+def _retry_dead_from_the_dashboard(client: TestClient, engine: Engine) -> list[int]:
+    """Put every dead action back through the dashboard's Retry button (an operator)."""
+    assert login(client, OPERATOR).status_code in (200, 303)
+    csrf = csrf_of(client.get("/").text)
+    with engine.connect() as conn:
+        dead = list(conn.execute(select(outbox.c.id).where(outbox.c.status == "dead")).scalars())
+    for action_id in dead:
+        answer = client.post(f"/actions/{action_id}/retry", data={"csrf": csrf},
+                             follow_redirects=False)
+        assert answer.status_code == 303, answer.text
+    return dead
 
 
 def _payloads(jira: JiraStandin) -> list[tuple[str, str, Any]]:
