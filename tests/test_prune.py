@@ -20,8 +20,10 @@ from router.cli.main import main
 from router.db.prune import prune
 from router.db.tables import decisions, escalations, inbox, outbox
 from router.http.app import create_app
+from router.service import build_service
 from router.settings import Settings
 from tests.support import EXAMPLE_SCOPE, decide_stored
+from tests.test_pages import login
 from tests.vendors import SECRETS, VENDOR, signed_headers
 
 NOW = datetime.now(UTC)
@@ -142,3 +144,19 @@ def test_db_prune_prints_what_it_would_delete_and_then_deletes_it(
     monkeypatch.setenv("FIRSTLINE_RETENTION_DAYS", "0")
     assert main(["db", "prune"]) == 0
     assert "everything is kept" in capsys.readouterr().out
+
+
+def test_the_dashboard_shows_a_pruned_decision_by_its_items_newest_state(
+        db_url: str, engine: Engine, history: dict[str, Any]) -> None:
+    prune(engine, 400, NOW)
+    with engine.connect() as conn:
+        rows = conn.execute(select(decisions.c.id, decisions.c.item_key,
+                                   decisions.c.inbox_id.in_(select(inbox.c.id)))).all()
+    assert sorted(kept for _, _, kept in rows) == [False] * 5 + [True]
+    settings = Settings(database_url=db_url, rules=EXAMPLE_SCOPE, api_token="prune-operator")
+    with TestClient(build_service(settings, run_worker=False)) as client:
+        assert login(client, "prune-operator").status_code == 200  # followed to the week
+        for decision_id, key, kept in rows:
+            page = client.get(f"/decisions/{decision_id}")
+            assert page.status_code == 200 and key in page.text
+            assert ("the delivery it was decided on is not stored" in page.text) != kept
