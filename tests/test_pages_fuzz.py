@@ -127,3 +127,17 @@ def test_retrying_an_action_past_bigint_is_refused_not_a_crash(site: Site) -> No
     client = TestClient(site.app, cookies={"firstline_session": site.session})
     answer = client.post(f"/actions/{PAST_BIGINT}/retry", data={"csrf": site.csrf})
     assert answer.status_code == 422
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/decisions?cursor=5&cursor=", "/api/v1/escalations?limit=1&limit=2",
+    "/decisions?source=jira&source=gitlab", "/escalations?state=open&state=x",
+    "/login?next=/&next=/scope"])
+def test_a_parameter_given_twice_is_refused_with_its_name(site: Site, path: str) -> None:
+    """FastAPI takes the last of a repeated parameter: the others were silently dropped."""
+    client = TestClient(site.app, cookies={"firstline_session": site.session},
+                        headers={"Authorization": f"Bearer {OPERATOR}"})
+    answer = client.get(path)
+    assert answer.status_code == 400 and "once" in answer.text, answer.text
+    if not path.startswith(("/api/", "/login")):  # without a session: the login, as ever
+        assert TestClient(site.app, follow_redirects=False).get(path).status_code == 303

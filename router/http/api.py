@@ -20,7 +20,7 @@ from router.db.reads.decisions import DecisionFilter
 from router.db.reads.escalations import Filter
 from router.http.reviews import reviews_api
 from router.http.pages.auth import Access
-from router.http.params import MAX_ID, RecordId
+from router.http.params import MAX_ID, RecordId, refuse_repeated
 from router.reviews.checklist import UnknownEscalation, build_review
 from router.reviews.checklist_render import review_json, review_markdown
 from router.scope.load import Scope
@@ -28,8 +28,8 @@ from router.settings import Settings
 
 MAX_LIMIT = 1000
 Responses = dict[int | str, dict[str, Any]]
-_BAD: Responses = {400: {"description": "a filter or cursor that cannot be used (the detail "
-                                        "says why)"}}
+_BAD: Responses = {400: {"description": "a filter or cursor that cannot be used, or a "
+                                        "parameter given twice (the detail says why)"}}
 _MISSING: Responses = {404: {"description": "no record with that id"}}
 
 
@@ -44,8 +44,9 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
             raise HTTPException(401, "a valid bearer token is needed (FIRSTLINE_API_TOKEN)",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorized)],
-                    responses={401: {"description": "no valid bearer token"}})
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorized), Depends(refuse_repeated)],
+                    responses={401: {"description": "no valid bearer token"},
+                               400: {"description": "a query parameter given twice"}})
 
     @api.get("/decisions", responses=_BAD)
     def list_decisions(

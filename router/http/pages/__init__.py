@@ -33,6 +33,7 @@ from router.http.pages.auth import (
 )
 from router.http.pages.openapi import CSRF, answers, form
 from router.http.pages.render import STATIC, Pages, make_templates
+from router.http.params import refuse_repeated
 from router.scope.load import Scope
 from router.settings import Settings
 from router.work.whatif import WhatIfRunner
@@ -52,6 +53,7 @@ def mount_pages(app: FastAPI, settings: Settings, engine: Engine, scope: Callabl
         who = pages.access.viewer(request)
         if who is None:
             raise login_needed(request)
+        refuse_repeated(request)  # only now: without a session nothing is looked at
         return who
 
     router = APIRouter(tags=["dashboard"])
@@ -92,8 +94,9 @@ def _errors(pages: Pages) -> Callable[[Request, Exception], Awaitable[Response]]
 
 
 def _login_routes(router: APIRouter, pages: Pages, viewer: Callable[[Request], Viewer]) -> None:
-    @router.get("/login", response_class=HTMLResponse)
+    @router.get("/login", response_class=HTMLResponse, responses=answers(400))
     def login_form(request: Request, next: str = "/") -> Response:
+        refuse_repeated(request)
         return _login_page(request, pages, next)
 
     @router.post("/login", responses=answers(303, 401, 403, 411, 413), openapi_extra=form(

@@ -33,7 +33,7 @@ class BadFilter(ValueError):
 def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
     """Add `/decisions` and `/decisions/{id}`."""
 
-    @router.get("/decisions", response_class=HTMLResponse, responses=answers(*SESSION, 400),
+    @router.get("/decisions", response_class=HTMLResponse, responses=answers(*SESSION),
                 openapi_extra=query(FILTERS, choices={"source": SOURCES, "outcome": OUTCOMES},
                                     days=("since", "until")))
     def list_page(request: Request, who: Annotated[Viewer, Depends(viewer)],

@@ -19,7 +19,8 @@ def answers(*codes: int) -> Responses:
     """Return the documented answers of a page route besides its 200: HTML, but for a
     redirect's empty body and FastAPI's own 422."""
     why = {303: "no session: the login form (a page view), or where a form sends next",
-           400: "a filter the table cannot use (the page says which)",
+           400: "a query parameter given twice, or a filter the table cannot use (the "
+                "page says which)",
            401: "no session (htmx and form posts), or a wrong token at the login form",
            403: "the form's CSRF token is not the session's, or a read-only login",
            404: "no record with that id",
@@ -75,5 +76,5 @@ def query(names: dict[str, str], *, choices: dict[str, tuple[str, ...]] | None =
 CSRF = {"csrf": "the CSRF token of the page the form came from"}
 
 # Every page and form needs a session: without one a page view is sent to the login form
-# (303) and anything else gets 401.
-SESSION = (303, 401)
+# (303) and anything else gets 401; with one, a query parameter given twice is a 400.
+SESSION = (303, 401, 400)
