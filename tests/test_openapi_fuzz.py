@@ -44,7 +44,8 @@ def app(db_url: str) -> FastAPI:
 ROUTES = [("POST", "/webhooks/{source}"), ("GET", "/healthz"), ("GET", "/readyz"),
           ("GET", "/metrics"), ("GET", "/api/v1/decisions"),
           ("GET", "/api/v1/decisions/{decision_id}"), ("GET", "/api/v1/escalations"),
-          ("GET", "/api/v1/escalations/{escalation_id}"), ("GET", "/api/v1/scope")]
+          ("GET", "/api/v1/escalations/{escalation_id}"),
+          ("GET", "/api/v1/escalations/{escalation_id}/review"), ("GET", "/api/v1/scope")]
 
 
 @pytest.fixture(autouse=True)

@@ -116,7 +116,8 @@ PAST_BIGINT = str(2**63)  # ids are BIGINT: a larger one overflowed the driver (
 @pytest.mark.parametrize("path", [
     f"/decisions/{PAST_BIGINT}", f"/escalations/{PAST_BIGINT}", f"/decisions?before={PAST_BIGINT}",
     f"/decisions?after={PAST_BIGINT}", f"/escalations?before={PAST_BIGINT}",
-    f"/api/v1/decisions/{PAST_BIGINT}", f"/api/v1/escalations/{PAST_BIGINT}"])
+    f"/api/v1/decisions/{PAST_BIGINT}", f"/api/v1/escalations/{PAST_BIGINT}",
+    f"/api/v1/escalations/{PAST_BIGINT}/review"])
 def test_an_id_past_bigint_is_refused_not_a_crash(site: Site, path: str) -> None:
     client = TestClient(site.app, cookies={"firstline_session": site.session},
                         headers={"Authorization": f"Bearer {OPERATOR}"})
@@ -141,3 +142,12 @@ def test_a_parameter_given_twice_is_refused_with_its_name(site: Site, path: str)
     assert answer.status_code == 400 and "once" in answer.text, answer.text
     if not path.startswith(("/api/", "/login")):  # without a session: the login, as ever
         assert TestClient(site.app, follow_redirects=False).get(path).status_code == 303
+
+
+@pytest.mark.parametrize("path", ["/api/v1/decisions", "/api/v1/escalations"])
+def test_a_cursor_past_bigint_starts_from_the_top_and_a_unicode_digit_is_refused(
+        site: Site, path: str) -> None:
+    client = TestClient(site.app, headers={"Authorization": f"Bearer {OPERATOR}"})
+    first = client.get(path).json()["items"]
+    assert first and client.get(path, params={"cursor": PAST_BIGINT}).json()["items"] == first
+    assert client.get(path, params={"cursor": "\u00b2"}).status_code == 400

@@ -13,11 +13,12 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy import Engine
 
 from router.core.durations import parse_since
+from router.core.ledger import PAGE_STATES
 from router.core.model import OUTCOMES, SOURCES
 from router.db.reads import decisions as decision_reads
 from router.db.reads import escalations as escalation_reads
 from router.db.reads.decisions import DecisionFilter
-from router.db.reads.escalations import Filter
+from router.db.reads.escalations import STATES, Filter
 from router.http.reviews import reviews_api
 from router.http.pages.auth import Access
 from router.http.params import MAX_ID, RecordId, refuse_repeated
@@ -31,6 +32,11 @@ Responses = dict[int | str, dict[str, Any]]
 _BAD: Responses = {400: {"description": "a filter or cursor that cannot be used, or a "
                                         "parameter given twice (the detail says why)"}}
 _MISSING: Responses = {404: {"description": "no record with that id"}}
+Since = Annotated[str | None, Query(
+    description="a date (midnight in the scope note's timezone) or a time with an offset",
+    json_schema_extra={"anyOf": [{"type": "string", "format": f} for f in ("date", "date-time")]})]
+Cursor = Annotated[str | None, Query(description="the next_cursor of a previous answer",
+                                     json_schema_extra={"pattern": "^[0-9]*$"})]
 
 
 def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> APIRouter:
@@ -53,26 +59,19 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
         source: Annotated[str | None, Query(json_schema_extra={"enum": list(SOURCES)})] = None,
         outcome: Annotated[str | None, Query(json_schema_extra={"enum": list(OUTCOMES)})] = None,
         item: str | None = None,
-        since: Annotated[str | None, Query(description=(
-            "a date (midnight in the scope note's timezone) or a time with an offset"),
-            json_schema_extra={"anyOf": [{"type": "string", "format": f}
-                                         for f in ("date", "date-time")]})] = None,
+        since: Since = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-        cursor: Annotated[str | None, Query(json_schema_extra={"pattern": "^[0-9]+$"})] = None,
+        cursor: Cursor = None,
     ) -> dict[str, Any]:
         """List decisions, newest first; `next_cursor` pages on."""
         if source is not None and source not in SOURCES:
             raise HTTPException(400, f"unknown source {source!r}")
         if outcome is not None and outcome not in OUTCOMES:
             raise HTTPException(400, f"unknown outcome {outcome!r}")
-        # `cursor=` is the first page, as no cursor is
-        if cursor and not (cursor.isascii() and cursor.isdigit()):
-            raise HTTPException(400, "cursor: use the next_cursor of a previous answer")
         where = DecisionFilter(source=source, outcome=outcome, item=item,
                                since=_since(since, scope().tz) if since is not None else None)
-        before = min(int(cursor), MAX_ID) if cursor else None  # past BIGINT: from the top
         with engine.connect() as conn:
-            page = decision_reads.list_decisions(conn, where, limit, before=before)
+            page = decision_reads.list_decisions(conn, where, limit, before=_cursor(cursor))
         return {"items": [_decision(r) for r in page.rows],
                 "next_cursor": str(page.rows[-1].id) if page.older else None}
 
@@ -86,20 +85,18 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
                 "scope": row.scope_line, "evidence": orjson.loads(row.evidence),
                 "actions": orjson.loads(row.actions), "scope_hash": row.scope_hash}
 
-    @api.get("/escalations")
+    @api.get("/escalations", responses=_BAD)
     def get_escalations(
-        state: str | None = None, trigger: str | None = None, page: str | None = None,
-        since: Annotated[str | None, Query(description=(
-            "a date (midnight in the scope note's timezone) or a time with an offset"))] = None,
+        state: Annotated[str | None, Query(json_schema_extra={"enum": list(STATES)})] = None,
+        trigger: str | None = None,
+        page: Annotated[str | None, Query(json_schema_extra={"enum": list(PAGE_STATES)})] = None,
+        since: Since = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-        cursor: str | None = None,
+        cursor: Cursor = None,
     ) -> dict[str, Any]:
         """List escalations, newest first, each with its page's real state."""
-        if cursor is not None and not cursor.isdigit():
-            raise HTTPException(400, "cursor: use the next_cursor of a previous answer")
         start = _since(since, scope().tz) if since is not None else None
-        wanted = Filter(state, trigger, page, start, limit,
-                        int(cursor) if cursor is not None else None)
+        wanted = Filter(state, trigger, page, start, limit, _cursor(cursor))
         if problems := wanted.problems():
             raise HTTPException(400, "; ".join(problems))
         with engine.connect() as conn:
@@ -115,8 +112,11 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
                 raise HTTPException(404, f"no escalation {escalation_id}")
             return escalation_reads.describe(conn, [row])[0]
 
-    @api.get("/escalations/{escalation_id}/review", response_model=None)
-    def get_review(escalation_id: int, accept: Annotated[str | None, Header()] = None) \
+    @api.get("/escalations/{escalation_id}/review", response_model=None, responses={
+        **_MISSING, 200: {"description": "the review checklist", "content": {
+            "text/markdown": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}}}}})
+    def get_review(escalation_id: RecordId, accept: Annotated[str | None, Header()] = None) \
             -> dict[str, Any] | PlainTextResponse:
         """Return the review checklist: Markdown, or JSON with Accept: application/json."""
         try:
@@ -136,6 +136,16 @@ def read_api(settings: Settings, engine: Engine, scope: Callable[[], Scope]) -> 
 
     api.include_router(reviews_api(engine, scope))  # /reports/monthly, /exceptions
     return api
+
+
+def _cursor(cursor: str | None) -> int | None:
+    """Return where a page starts: `cursor=` is the first page, as no cursor is; a cursor
+    past BIGINT means from the top (it overflowed the driver: 500)."""
+    if not cursor:
+        return None
+    if not (cursor.isascii() and cursor.isdigit()):  # '²' is a digit to str.isdigit
+        raise HTTPException(400, "cursor: use the next_cursor of a previous answer")
+    return min(int(cursor), MAX_ID)
 
 
 def _since(text: str, tz: ZoneInfo) -> datetime:
