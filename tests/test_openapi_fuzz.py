@@ -45,7 +45,8 @@ ROUTES = [("POST", "/webhooks/{source}"), ("GET", "/healthz"), ("GET", "/readyz"
           ("GET", "/metrics"), ("GET", "/api/v1/decisions"),
           ("GET", "/api/v1/decisions/{decision_id}"), ("GET", "/api/v1/escalations"),
           ("GET", "/api/v1/escalations/{escalation_id}"),
-          ("GET", "/api/v1/escalations/{escalation_id}/review"), ("GET", "/api/v1/scope")]
+          ("GET", "/api/v1/escalations/{escalation_id}/review"), ("GET", "/api/v1/scope"),
+          ("GET", "/api/v1/reports/monthly"), ("GET", "/api/v1/exceptions")]
 
 
 @pytest.fixture(autouse=True)

@@ -37,7 +37,8 @@ PAGE_ROUTES = [("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET
                ("POST", "/actions/{action_id}/retry"), ("GET", "/decisions"),
                ("GET", "/decisions/{decision_id}"), ("GET", "/escalations"),
                ("GET", "/escalations/{escalation_id}"), ("GET", "/scope"),
-               ("POST", "/scope/what-if")]
+               ("POST", "/scope/what-if"), ("GET", "/month"),
+               ("GET", "/month/{table}.csv")]
 NEVER_SHOWN = (OPERATOR, READER, "gh-token", *SECRETS.values())
 
 

@@ -19,9 +19,9 @@ from router.db.reads import decisions as decision_reads
 from router.db.reads import escalations as escalation_reads
 from router.db.reads.decisions import DecisionFilter
 from router.db.reads.escalations import STATES, Filter
-from router.http.reviews import reviews_api
 from router.http.pages.auth import Access
 from router.http.params import MAX_ID, RecordId, refuse_repeated
+from router.http.reviews import reviews_api
 from router.reviews.checklist import UnknownEscalation, build_review
 from router.reviews.checklist_render import review_json, review_markdown
 from router.scope.load import Scope

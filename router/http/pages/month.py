@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from router.core.durations import week_start
 from router.http.pages.auth import Viewer
+from router.http.pages.openapi import SESSION, answers
 from router.http.pages.plots import DAYS, Plot, bars, distribution, weekly_hours
 from router.http.pages.render import HEADERS, Pages
 from router.reviews.definitions import monthly_definitions
@@ -63,7 +64,7 @@ DEFINED = {"cto-hours": "weeks", "escalations-by-week": "escalations",
 def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
     """Add `/month` and `/month/{table}.csv`."""
 
-    @router.get("/month", response_class=HTMLResponse)
+    @router.get("/month", response_class=HTMLResponse, responses=answers(*SESSION, 422))
     def month_page(request: Request, who: Annotated[Viewer, Depends(viewer)],
                    month: str | None = None) -> Response:
         review = read_review(pages, month)
@@ -71,7 +72,7 @@ def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
             "r": review.report, "tables": review.tables,
             "before": _shift(review.month, -1), "after": _shift(review.month, 1)})
 
-    @router.get("/month/{table}.csv")
+    @router.get("/month/{table}.csv", responses=answers(*SESSION, 404, 422))
     def table_csv(table: str, who: Annotated[Viewer, Depends(viewer)],
                   month: str | None = None) -> Response:
         review = read_review(pages, month)
