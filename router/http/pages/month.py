@@ -61,21 +61,30 @@ DEFINED = {"cto-hours": "weeks", "escalations-by-week": "escalations",
            "decisions": "decisions"}
 
 
+MONTH = {"parameters": [{
+    "name": "month", "in": "query", "required": False,
+    "description": "YYYY-MM in the scope note's timezone (default: the last complete month)",
+    "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"}}]}
+
+
 def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
     """Add `/month` and `/month/{table}.csv`."""
 
-    @router.get("/month", response_class=HTMLResponse, responses=answers(*SESSION, 422))
-    def month_page(request: Request, who: Annotated[Viewer, Depends(viewer)],
-                   month: str | None = None) -> Response:
-        review = read_review(pages, month)
+    # `month` is read from the query string, so the schema can say its form (FastAPI's own
+    # check would answer a month like 2026-13 without saying what to send).
+    @router.get("/month", response_class=HTMLResponse, responses=answers(*SESSION, 422),
+                openapi_extra=MONTH)
+    def month_page(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Response:
+        review = read_review(pages, request.query_params.get("month"))
         return pages.render(request, "month.html", who, {
             "r": review.report, "tables": review.tables,
             "before": _shift(review.month, -1), "after": _shift(review.month, 1)})
 
-    @router.get("/month/{table}.csv", responses=answers(*SESSION, 404, 422))
-    def table_csv(table: str, who: Annotated[Viewer, Depends(viewer)],
-                  month: str | None = None) -> Response:
-        review = read_review(pages, month)
+    @router.get("/month/{table}.csv", responses=answers(*SESSION, 404, 422),
+                openapi_extra=MONTH)
+    def table_csv(request: Request, table: str,
+                  who: Annotated[Viewer, Depends(viewer)]) -> Response:
+        review = read_review(pages, request.query_params.get("month"))
         if table == "report":
             body = monthly_csv(review.report)
         elif table in review.tables:
