@@ -26,7 +26,6 @@ from router.reviews.monthly import MonthlyReport, monthly_report
 from router.reviews.periods import month_of
 from router.reviews.render import monthly_csv
 from router.scope.load import load_scope
-from router.scope.schema import OwnerLine
 from router.service import build_service
 from router.work.outbox import Performer
 from tests.dashboard_seed import CLOCK, GITHUB_API, Seeded, seed, settings
@@ -387,8 +386,6 @@ def test_a_what_if_refuses_bad_input_and_says_why(site: Site) -> None:
         assert bad.status_code == 422 and message in bad.text, (data.get("days"), bad.text)
 
 
-@pytest.mark.skipif("until" not in OwnerLine.model_fields,
-                    reason="owner lines have no `until:` in this scope-note schema yet")
 def test_time_boxed_lines_near_or_past_their_date_are_listed(db_url: str, tmp_path: Path,
                                                              httpx_mock: HTTPXMock) -> None:
     gh = GitHubStandIn(GITHUB_API).install(httpx_mock)

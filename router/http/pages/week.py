@@ -45,19 +45,14 @@ class TimeBox:
 
 
 def time_boxes(scope: Scope, today: date) -> list[TimeBox]:
-    """Return the owner lines with an `until:` that is past or within NEARING_DAYS.
-
-    Lines carry `until`/`mode` only where the scope note's schema has them; a note
-    without any shows nothing.
-    """
+    """Return the owner lines with an `until:` that is past or within NEARING_DAYS."""
     out = []
     for line in scope.note.owners:
-        until = getattr(line, "until", None)
-        if not isinstance(until, date):
+        if line.until is None:
             continue
-        left = (until - today).days
+        left = (line.until - today).days
         if left <= NEARING_DAYS:
-            out.append(TimeBox(line.name, line.owner, getattr(line, "mode", None), until, left))
+            out.append(TimeBox(line.name, line.owner, line.mode, line.until, left))
     return out
 
 
