@@ -38,3 +38,19 @@ def test_distribution_gives_each_series_a_box_and_its_percentiles() -> None:
     assert plot.series == 2 == len(series(str(plot.svg))) and "<script" not in str(plot.svg)
     assert plot.rows == [["jira", "5", "1 min", "3 min", "40 min", "40 min"],
                          ["github", "1", "5 min", "5 min", "5 min", "5 min"]]
+
+
+def test_counts_of_any_size_get_a_few_round_ticks_past_the_top() -> None:
+    """A busy month's scope line takes thousands of items (past 8,000 the page failed)."""
+    for top in (0.4, 3, 8, 95, 7_300, 9_839, 48_000, 2_500_000):
+        for horizontal in (False, True):
+            plot = bars("Items per scope line", "Owner line", "Items (count)", ["a", "b"],
+                        {"items": [top, 1]}, counts=True, horizontal=horizontal)
+            ticks = [float(t) for t in
+                     re.findall(r"<text[^>]*>([0-9.]+)</text>", str(plot.svg))]
+            step = ticks[1] - ticks[0]
+            assert ticks[0] == 0 and ticks[-1] >= top and 3 <= len(ticks) <= 10, (top, ticks)
+            assert step >= 1 and f"{step:g}".strip("0.") in ("1", "2", "5"), (top, step)
+            assert ticks == [step * n for n in range(len(ticks))], (top, ticks)
+    weeks = weekly_hours([(date(2026, 11, 2), 26_000.0)], 6, "mon")
+    assert weeks.rows == [["2026-11-02", "26000 h", "6 h", "yes"]]

@@ -135,7 +135,10 @@ def _rank(values: Sequence[float], p: float) -> float | None:
 
 
 def _ticks(top: float) -> list[float]:
-    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if top / s <= 8)
+    """Return round ticks from 0 past `top`: the smallest step of 1, 2 or 5 times a power
+    of ten (at least 1: the axes count items or hours) that needs at most 8 of them."""
+    magnitude = 10 ** max(0, math.floor(math.log10(max(top, 1.0) / 8)))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if top / (m * magnitude) <= 8)
     count = int(top // step) + 1
     return [float(step * i) for i in range(count + 1)]
 
