@@ -158,7 +158,7 @@ decisions = Table(
     # the index, the monthly review scans the index, never the rows and their evidence.
     Index("ix_decisions_month", "event_at", "outcome", "source", "scope_line", "item_id",
           "handed_back", "exception", "cap_hours", "assigner", "owner", "owner_minutes",
-          "item_key"),
+          "item_key", "triggers"),
 )
 
 timers = Table(

@@ -92,24 +92,27 @@ def senders(conn: Connection, month: Month, cto: str) -> list[Sent]:
 
 def _reporters(conn: Connection, month: Month) -> list[Sent]:
     """Count hand-backs whose assigner is not known by their item's reporter account
-    (read from the item's newest state: see router.reviews.rows.catch_all)."""
-    stmt = (select(D.source, items.c.state)
-            .select_from(decisions.join(items, and_(items.c.source == D.source,
-                                                    items.c.item_id == D.item_id)))
-            .where(in_month(month), D.handed_back.is_(True), D.assigner.is_(None)))
-    counted: Counter[tuple[str, str | None]] = Counter(
-        (source, orjson.loads(state).get("reporter")) for source, state in conn.execute(stmt))
+    (read from the item's newest state: see router.reviews.rows.catch_all).
+
+    The hand-backs are counted per item first, so each item's state is parsed once
+    however often it came back.
+    """
+    per_item = (select(D.source, D.item_id, func.count().label("n"))
+                .where(in_month(month), D.handed_back.is_(True), D.assigner.is_(None))
+                .group_by(D.source, D.item_id).subquery())
+    stmt = (select(per_item.c.source, per_item.c.n, items.c.state)
+            .select_from(per_item.join(items, and_(items.c.source == per_item.c.source,
+                                                   items.c.item_id == per_item.c.item_id))))
+    counted: Counter[tuple[str, str | None]] = Counter()
+    for source, n, state in conn.execute(stmt):
+        counted[(source, orjson.loads(state).get("reporter"))] += n
     return [Sent(source, who, True, n, reporter=True) for (source, who), n in counted.items()]
 
 
 def fired(conn: Connection, month: Month) -> Counter[str]:
-    """Count, per trigger, the decisions it fired on (escalations carry their list).
-
-    The escalations are found in the month index first, so only their rows are read.
-    """
-    escalated = select(D.id).where(in_month(month), D.outcome == "escalate")
-    stmt = (select(D.triggers, func.count()).where(D.id.in_(escalated))
-            .group_by(D.triggers))
+    """Count, per trigger, the decisions it fired on (escalations carry their list)."""
+    stmt = (select(D.triggers, func.count())
+            .where(in_month(month), D.outcome == "escalate").group_by(D.triggers))
     out: Counter[str] = Counter()
     for listed, n in conn.execute(stmt):
         for trigger in orjson.loads(listed):
@@ -165,9 +168,14 @@ def time_to_owner(conn: Connection, month: Month) -> dict[str, Spread]:
                 .group_by(D.source).order_by(D.source))
         return {s: Spread(round(float(m), 1), round(float(p), 1), int(n))
                 for s, m, p, n in conn.execute(stmt)}
+    return spreads(owner_minutes(conn, month))
+
+
+def spreads(minutes: dict[str, list[float]]) -> dict[str, Spread]:
+    """Rank each source's sorted times to owner (`owner_minutes`) as `time_to_owner` does."""
     return {source: Spread(round(nearest_rank(found, 50) or 0.0, 1),
                            round(nearest_rank(found, 90) or 0.0, 1), len(found))
-            for source, found in owner_minutes(conn, month).items()}
+            for source, found in minutes.items()}
 
 
 def owner_minutes(conn: Connection, month: Month) -> dict[str, list[float]]:

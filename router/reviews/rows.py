@@ -46,9 +46,11 @@ def escalation_rows(conn: Connection, month: Month) -> list[EscalationRow]:
     # by its index; the event time then decides the month.
     paged = escalations.join(decisions, D.id == e.decision_id)
     month_s = (e.paged_at >= month.begins - LATE, e.paged_at < month.ends + LATE, in_month(month))
+    # Columns in EscalationRow's order, unpacked by position: a busy month has thousands
+    # of escalations, and reading each column by name cost as much as the query.
     found = conn.execute(
         select(e.id, e.trigger_id, e.status, e.paged_at, e.acknowledged_at, e.resolved_at,
-               D.event_at, D.id.label("decision_id"), D.source, D.item_key, D.owner)
+               D.event_at, D.id, D.source, D.item_key, D.owner)
         .select_from(paged).where(*month_s).order_by(D.event_at, e.id)).all()
     if not found:
         return []
@@ -60,20 +62,19 @@ def escalation_rows(conn: Connection, month: Month) -> list[EscalationRow]:
             .select_from(escalation_items.join(paged, e.id == m.escalation_id))
             .where(*month_s).order_by(m.escalation_id, m.joined_at, m.item_key)):
         members.setdefault(esc_id, []).append(key)
-    return [EscalationRow(r.id, r.trigger_id, r.status, r.paged_at, r.acknowledged_at,
-                          r.resolved_at, r.event_at, r.decision_id, r.source, r.item_key,
-                          r.owner, hours.get(str(r.id), 0.0), tuple(members.get(r.id, ())))
-            for r in found]
+    return [EscalationRow(*row, hours.get(row[0], 0.0), tuple(members.get(row[0], ())))
+            for row in found]
 
 
-def _page_hours(conn: Connection, month: Month) -> dict[str, float]:
-    """Return the hours each page charged, by escalation id (as text), for the weeks
-    around the month (charges.week_start leads their key)."""
+def _page_hours(conn: Connection, month: Month) -> dict[int, float]:
+    """Return the hours each page charged, by escalation id, for the weeks around the
+    month (charges.week_start leads their key; a page's charge is keyed by its
+    escalation's id as text)."""
     c = charges.c
     stmt = select(c.item_id, c.hours).where(
         c.week_start >= month.first - timedelta(days=7),
         c.week_start <= month.last_day + timedelta(days=7), c.source == "page")
-    return {item_id: float(h) for item_id, h in conn.execute(stmt)}
+    return {int(item_id): float(h) for item_id, h in conn.execute(stmt)}
 
 
 def charged_rows(conn: Connection, month: Month) -> list[Any]:
