@@ -161,6 +161,8 @@ def pairs(facts: dict[str, object], now: datetime) -> list[tuple[str, str]]:
         ("/escalations", "/api/v1/escalations?limit=50"),
         (f"/escalations/{facts['escalation']}", f"/api/v1/escalations/{facts['escalation']}"),
         ("/scope", "/api/v1/scope"),
+        # The last complete month: most of the seeded 30 days.
+        ("/month", "/api/v1/reports/monthly"),
     ]
 
 

@@ -3,15 +3,18 @@ the retry button and the what-if (tests/dashboard_seed.py builds the week)."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
@@ -19,6 +22,7 @@ from pytest_httpx import HTTPXMock
 from sqlalchemy import Engine, select
 
 from adapters import github
+from router.db.inbox import Delivery, insert_deliveries
 from router.db.outbox import claim
 from router.db.tables import escalations, outbox
 from router.reviews.filing import file_reviews
@@ -28,8 +32,10 @@ from router.reviews.render import monthly_csv
 from router.scope.load import load_scope
 from router.service import build_service
 from router.work.outbox import Performer
+from router.work.worker import Worker
 from tests.dashboard_seed import CLOCK, GITHUB_API, Seeded, seed, settings
 from tests.standin_github import GitHubStandIn
+from tests.support import FIXTURES
 
 OPERATOR = "operator-token-0123456789"
 READER = "reader-token-9876543210"
@@ -510,3 +516,35 @@ def table_rows(page: str, element_id: str) -> list[list[str]]:
     body = section(page, element_id, "figure").split("<tbody>")[1].split("</tbody>")[0]
     return [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", tr)
             for tr in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+def test_a_table_longer_than_the_page_shows_shows_its_first_rows_and_its_csv_has_all(
+        site: Site) -> None:
+    """A month with more catch-all projects than the page lists: 100 rows on the page,
+    a line saying how many there are, every one in the table's CSV."""
+    template = orjson.loads((FIXTURES / "jira" / "issue_created.json").read_bytes())
+    rows = []
+    for n in range(120):
+        payload = copy.deepcopy(template)
+        issue = payload["issue"]
+        issue.update(id=str(700000 + n), key=f"P{n}-1")
+        issue["fields"]["project"]["key"] = f"P{n}"
+        when = CLOCK - timedelta(hours=1, minutes=n)
+        payload["timestamp"] = int(when.timestamp() * 1000)
+        rows.append(Delivery("jira", f"many-projects-{n}", None, "{}", orjson.dumps(payload),
+                             when))
+    with site.engine.begin() as conn:
+        insert_deliveries(conn, rows)
+    scope = load_scope(site.seeded.enforce_rules)[0]
+    Worker(site.engine, lambda: scope, lambda: CLOCK).drain()
+    catch_all = month_report(site, "2026-11").catch_all
+    assert catch_all is not None and len(catch_all.by_project) > 120
+
+    login(site.client, READER)
+    page = site.client.get("/month", params={"month": "2026-11"}).text
+    shown = re.findall(r"<tr>(.*?)</tr>", section(page, "catch-all").split("<tbody>")[1], re.S)
+    total = len(catch_all.by_project) + len(catch_all.by_label)
+    assert len(shown) == 100
+    assert f"The first 100 of {total} rows; the CSV below has every one." in page
+    download = site.client.get("/month/catch-all.csv", params={"month": "2026-11"}).text
+    assert len(list(csv.reader(io.StringIO(download)))) == 1 + total
