@@ -40,6 +40,15 @@ def test_distribution_gives_each_series_a_box_and_its_percentiles() -> None:
                          ["github", "1", "5 min", "5 min", "5 min", "5 min"]]
 
 
+def test_distribution_whiskers_end_at_data_and_outliers_are_dots() -> None:
+    """Tukey's box: whiskers reach the furthest value within 1.5 times the spread between
+    the quartiles; values beyond are drawn one dot each."""
+    minutes = {"jira": [1, 2, 3, 4, 5, 6, 7, 8, 100, 120]}
+    svg = str(distribution("Time to owner", "Source", "Minutes (min)", minutes).svg)
+    assert svg.count("<circle") == 2
+    assert "<circle" not in str(distribution("t", "x", "y", {"jira": [1, 2, 3, 4, 5]}).svg)
+
+
 def test_counts_of_any_size_get_a_few_round_ticks_past_the_top() -> None:
     """A busy month's scope line takes thousands of items (past 8,000 the page failed)."""
     for top in (0.4, 3, 8, 95, 7_300, 9_839, 48_000, 2_500_000):

@@ -111,10 +111,11 @@ def weekly_hours(weeks: Sequence[tuple[date, float]], cap: float, week_starts: s
 
 def distribution(title: str, x_title: str, y_title: str,
                  samples: Mapping[str, Sequence[float]], unit: str = "") -> Plot:
-    """Draw one box per series (quartiles, whiskers at 1.5 IQR, outliers as dots); the
-    table gives each series' count, minimum, median, 90th percentile and maximum."""
+    """Draw one Tukey box per series (quartiles; whiskers at the furthest values within
+    1.5 IQR of them; values beyond, one dot each); the table gives each series' count,
+    minimum, median, 90th percentile and maximum."""
     chart = pygal.Box(js=[], style=PLAIN, title=title, x_title=x_title, y_title=y_title,
-                      box_mode="1.5IQR", legend_at_bottom=True,
+                      box_mode="tukey", legend_at_bottom=True,
                       legend_at_bottom_columns=min(4, max(1, len(samples))), width=720,
                       height=340, disable_xml_declaration=True)
     for name, values in samples.items():
