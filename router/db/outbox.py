@@ -118,8 +118,8 @@ def add_delivery_ids(conn: Connection, lines: list[dict[str, Any]]) -> None:
     """Add to each action's log line the id of the delivery its decision answered (none
     for a timer's decision)."""
     ids = {line["decision_id"] for line in lines}
-    found = dict(conn.execute(select(decisions.c.id, decisions.c.delivery_id).where(
-        decisions.c.id.in_(ids))).tuples().all())
+    found = {decision_id: delivery_id for decision_id, delivery_id in conn.execute(
+        select(decisions.c.id, decisions.c.delivery_id).where(decisions.c.id.in_(ids)))}
     for line in lines:
         line["delivery_id"] = found.get(line["decision_id"])
 
