@@ -197,6 +197,11 @@ def test_the_week_shows_hours_escalations_hand_backs_deferrals_and_health(site: 
     back = section(page, "handed-back")
     assert "OPS-3" in back and "support-lead" in back
     assert "Codertocat/Hello-World#42" in back and "ana-support" in back
+    # Linear's webhook names no assigner: the item's reporter is who sent it, as the
+    # monthly review counts it.
+    assert re.search(r"WEB-47</a> <small>linear</small></td>\s*<td>support-lead \(reported it\)<",
+                     back), back
+    assert "unknown" not in back
     assert section(page, "deferred").count("/decisions/") == 7
     health = section(page, "health")
     assert re.search(r'<tr class="silent"><td>linear</td>(?:(?!</tr>).)*silent for over a day',

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, literal_column, select
+import orjson
+from sqlalchemy import ColumnElement, Connection, func, literal_column, select, tuple_
 
-from router.db.tables import charges, decisions
+from router.db.tables import charges, decisions, items
 
 # Written as the partial indexes' own conditions (router.db.tables), so both databases
 # use them: a bound parameter in their place would not match.
@@ -47,3 +48,20 @@ def _counted(conn: Connection, which: ColumnElement[bool], start: datetime, end:
     rows = conn.execute(select(*_BRIEF).where(which, when)
                         .order_by(decisions.c.event_at.desc()).limit(limit)).all()
     return int(total), list(rows)
+
+
+def reporters(conn: Connection, rows: list[Any]) -> dict[tuple[str, str], str]:
+    """Return the reporter account of each listed decision's item whose assigner is not
+    known, by (source, item_id), from the item's newest state (as the monthly review
+    counts them: router.reviews.figures.senders)."""
+    wanted = {(r.source, r.item_id) for r in rows if r.assigner is None}
+    if not wanted:
+        return {}
+    stmt = select(items.c.source, items.c.item_id, items.c.state).where(
+        tuple_(items.c.source, items.c.item_id).in_(sorted(wanted)))
+    found = {}
+    for source, item_id, state in conn.execute(stmt):
+        reporter = orjson.loads(state).get("reporter")
+        if reporter:
+            found[(source, item_id)] = str(reporter)
+    return found
