@@ -318,6 +318,10 @@ def test_the_review_checklists_of_the_grouped_and_the_timed_escalation(
         ("github", "Codertocat/Hello-World#12", True, "names WEB-101")]
     assert grouped["items"][2]["url"] == "https://github.com/Codertocat/Hello-World/pull/12"
     assert (grouped["follow_up_owner"], grouped["cto_minutes"]) == ("eng-lead", 150.0)
+    # As the monthly review counts it: from the page's decision (09:00), though firstline
+    # learned the page was sent only from PagerDuty's acknowledgement (09:04)
+    assert (grouped["minutes_to_acknowledge"], grouped["minutes_to_resolve"]) == (4.0, 154.0)
+    assert grouped["page"]["sent_at"] == "2026-11-16T09:04:00+00:00"
     assert (grouped["acknowledged_at"], grouped["resolved_at"]) == (
         "2026-11-16T09:04:00+00:00", "2026-11-16T11:34:00+00:00")  # 10:04 and 12:34 local
     timeline = grouped["timeline"]

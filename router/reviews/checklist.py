@@ -82,8 +82,8 @@ class Review:
     follow_up_owner: str | None
     follow_up_why: str
     cto_minutes: float | None  # the page acknowledged -> resolved
-    minutes_to_acknowledge: float | None  # the page sent (else decided) -> acknowledged
-    minutes_to_resolve: float | None  # the page sent (else decided) -> resolved
+    minutes_to_acknowledge: float | None  # the page decided -> acknowledged
+    minutes_to_resolve: float | None  # the page decided -> resolved
     missing: tuple[str, ...]
     ticket: Ticket | None
     timezone: str
@@ -215,8 +215,13 @@ def _follow_up(scope: Scope, opening: Any, now: datetime) -> tuple[str | None, s
 
 
 def _minutes(until: datetime | None, esc: Any) -> float | None:
-    """Return minutes from the page (sent, else decided) to `until`."""
-    return _between(esc.page_sent_at or esc.paged_at, until)
+    """Return minutes from the page's decision to `until`, as the monthly review counts.
+
+    Not from `page_sent_at`: when PagerDuty tells of a page before the performer recorded
+    it (a timed-out attempt PagerDuty took), that is the time firstline learned of it,
+    often the acknowledgement itself, and time to acknowledge read 0.
+    """
+    return _between(esc.paged_at, until)
 
 
 def _between(start: datetime | None, end: datetime | None) -> float | None:

@@ -26,7 +26,7 @@ def monthly_definitions(report: MonthlyReport) -> dict[str, str]:
             f"month ({tz}) of the event that fired the trigger; by trigger: the trigger that "
             "opened the page."),
         "escalation_times": (
-            "Per escalation: to acknowledge = page sent -> PagerDuty's acknowledgement; CTO "
+            "Per escalation: to acknowledge = page decided -> PagerDuty's acknowledgement; CTO "
             "time = acknowledged -> resolved, by PagerDuty's own timestamps; hours = what "
             "the page charged to the cap."),
         "handed_back": (
