@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import date
 
-from router.http.pages.plots import bars, distribution, weekly_hours
+import pygal
+
+from router.http.pages.plots import bars, box_input, distribution, weekly_hours
 
 
 def series(svg: str) -> set[str]:
@@ -63,3 +66,26 @@ def test_counts_of_any_size_get_a_few_round_ticks_past_the_top() -> None:
             assert ticks == [step * n for n in range(len(ticks))], (top, ticks)
     weeks = weekly_hours([(date(2026, 11, 2), 26_000.0)], 6, "mon")
     assert weeks.rows == [["2026-11-02", "26000 h", "6 h", "yes"]]
+
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def test_a_long_series_is_boxed_from_a_few_values_into_the_same_svg() -> None:
+    """The times to owner a busy month has (thousands per source, with ties and long
+    tails, odd and even counts) draw the same box, whiskers and dots from the shortened
+    list as from all of them."""
+    rng = random.Random(5)
+    samples = {
+        "lognormal": [round(rng.lognormvariate(3, 1), 1) for _ in range(4_001)],
+        "uniform": [rng.uniform(0, 90) for _ in range(1_002)],
+        "ties": [rng.choice([0.0, 1.0, 1.0, 2.0, 45.0]) for _ in range(1_003)],
+        "short": [3.0, 1.0, 2.0],
+    }
+    for name, values in samples.items():
+        drawn = [pygal.Box(box_mode="tukey", js=[]) for _ in range(2)]
+        drawn[0].add(name, values)
+        drawn[1].add(name, box_input(values))
+        raw, short = (re.sub(UUID, "", chart.render(is_unicode=True)) for chart in drawn)
+        assert raw == short, name  # each chart has its own random id, nothing else differs
+    assert len(box_input(samples["uniform"])) < 20 < len(samples["uniform"])

@@ -35,6 +35,7 @@ STYLE = Style(
 PLAIN = STYLE.__class__(**{**STYLE.to_dict(), "major_guide_stroke_color": "#d3d7cf",
                            "major_guide_stroke_dasharray": "4,4"})
 LONG_LABEL = 12  # x labels longer than this are drawn slanted, in full
+BOX_EXACT = 64  # a box plot's series up to this long go to pygal as they are
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +120,36 @@ def distribution(title: str, x_title: str, y_title: str,
                       legend_at_bottom_columns=min(4, max(1, len(samples))), width=720,
                       height=340, disable_xml_declaration=True)
     for name, values in samples.items():
-        chart.add(name, list(values))
+        chart.add(name, box_input(values))
     rows = [[name, str(len(values)), *(_number(_rank(values, p), unit)
                                         for p in (0, 50, 90, 100))]
             for name, values in samples.items()]
     return Plot(title, _svg(chart, title), len(samples),
                 [x_title, "count", "minimum", "median", "90th percentile", "maximum"], rows)
+
+
+def box_input(values: Sequence[float]) -> list[float]:
+    """Return a short list that pygal's Tukey box draws exactly as it draws `values`.
+
+    pygal spends about 6 µs of Python on each value it is given, and a month's times to
+    owner are tens of thousands: drawing 16,436 of them took 104 ms, against 14 ms from
+    this list (5,000: 30 against 10 ms). A box needs only its quartiles, its whiskers'
+    ends and the outliers. pygal's own `_box_points` finds them; the list returned has 4m + 1
+    values, for which pygal's quartile rule (Mendenhall and Sincich) reads Q1 from
+    positions m-1 and m, the median from 2m and Q3 from 3m and 3m+1: each pair holds the
+    quartile itself. The outliers are kept, each a dot, and the whiskers' ends sit next
+    to them. tests/test_plots.py checks that the SVG is the same as from all values.
+    """
+    if len(values) <= BOX_EXACT:
+        return list(values)
+    (_, low, q1, q2, q3, high, _), outliers = pygal.Box._box_points(values, "tukey")
+    below = [v for v in outliers if v < low]
+    above = [v for v in outliers if v > high]
+    if not (low <= q1 <= q2 <= q3 <= high) or len(below) + len(above) != len(outliers):
+        return list(values)  # not a shape the rule above reproduces: let pygal read all
+    m = max(len(below), len(above)) + 2
+    return [*below, *[low] * (m - 1 - len(below)), *[q1] * (m + 1), q2, *[q3] * (m + 1),
+            *[high] * (m - 1 - len(above)), *above]
 
 
 def _rank(values: Sequence[float], p: float) -> float | None:
