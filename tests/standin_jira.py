@@ -4,7 +4,7 @@ Tests that drive the real `jira` client (which speaks `requests`, so no httpx mo
 applies) point `FIRSTLINE_JIRA_URL` at `JiraStandin.url` and then look at `requests`:
 method, path, query, headers and JSON body, exactly as they reached the wire.
 
-Answers come from two places, checked in this order:
+Answers come from two places (after `trouble` and `deny()`), checked in this order:
 
 1. canned replies per (method, path), set with `reply()`: consumed in order, the last one
    repeating, so "429 then 200" is `reply("GET", path, Reply(429, ...), Reply(200, ...))`;
@@ -15,14 +15,9 @@ Answers come from two places, checked in this order:
    find them with `GET /search/jql` (`project = "K" AND labels = "L"`, the only JQL it
    reads). Unknown issues get Jira's 404 body.
 
-`latency` holds every answer back that many seconds, as a real Jira's 100-500 ms do, and
-`max_in_flight` tells how many requests were ever being served at once.
-
-For outages: `trouble`, when set, sees each request first and may answer it instead of
-Jira (a Reply: 429, 5xx...) or have Jira apply it and hold the answer back (a number of
-seconds: a hang past the client's timeout); `refuse()` closes the listening socket, so
-connections are refused until `accept()`. Each request is stamped with `clock()` as it
-arrives; `applied` lists the writes the in-memory Jira carried out.
+Canned replies, `deny()`, `latency`, `trouble` (outages), `refuse()`/`accept()`, request
+times and `applied` (the writes the in-memory Jira carried out) come from
+tests/standin_http.py, which every stand-in served over real HTTP shares.
 
 Usage:
 
@@ -36,15 +31,13 @@ from __future__ import annotations
 
 import base64
 import re
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import orjson
+from tests.standin_http import HttpStandin, Recorded, Reply, Trouble
+
+__all__ = ["API", "Issue", "JiraStandin", "Recorded", "Reply", "Trouble"]
 
 API = "/rest/api/2"
 NOT_FOUND = {
@@ -52,35 +45,6 @@ NOT_FOUND = {
     "errors": {},
 }
 UNAUTHORIZED = {"errorMessages": ["Client must be authenticated to access this resource."]}
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One canned answer: status, JSON body (None for none), headers, delay in seconds,
-    and an event to wait for (at most 30 s) before answering."""
-
-    status: int = 200
-    json: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    hold: threading.Event | None = None
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """One request as it arrived: header names lower-cased, body raw and decoded."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-    at: float = 0.0  # the stand-in's clock() on arrival
-
-    @property
-    def json(self) -> Any:
-        """Decode the body, or None when there was none."""
-        return orjson.loads(self.body) if self.body else None
 
 
 @dataclass
@@ -107,66 +71,18 @@ class Issue:
 
 
 Route = Callable[["JiraStandin", re.Match[str], Recorded], Reply]
-Trouble = Callable[[Recorded], "Reply | float | None"]
 
 
-class JiraStandin:
+class JiraStandin(HttpStandin):
     """Serve a recording Jira on 127.0.0.1 on a free port, in a background thread."""
 
     def __init__(self, email: str | None = None, token: str | None = None) -> None:
-        self.requests: list[Recorded] = []
+        super().__init__()
         self.issues: dict[str, Issue] = {}
         self.lookup_page = 1000  # comments per answer to POST /comment/list
-        self._canned: dict[tuple[str, str], list[Reply]] = {}
-        self._once: dict[tuple[str, str], list[Reply]] = {}
-        self.slow: dict[tuple[str, str], float] = {}  # apply, then answer after N seconds
-        self.trouble: Trouble | None = None  # see the module's docstring
-        self.clock: Callable[[], float] = time.monotonic
-        self.applied: list[Recorded] = []  # writes the in-memory Jira carried out
-        self.latency = 0.0  # seconds every answer is held back (after applying it)
-        self.in_flight = 0  # requests received and not yet answered
-        self.max_in_flight = 0
         self._auth = _basic(email, token) if email and token else None
-        self._lock = threading.Lock()
         self._next_comment = 10000
         self._next_issue = 30000
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.standin = self
-        self._thread = self._serving()
-
-    def _serving(self) -> threading.Thread:
-        return threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        """Return the site URL to use as FIRSTLINE_JIRA_URL."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> JiraStandin:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def refuse(self) -> None:
-        """Stop listening: connections are refused, as from a host that is down."""
-        self.stop()
-
-    def accept(self) -> None:
-        """Listen again, on the same port, after `refuse()`."""
-        self._server = _Server(self._server.server_address[:2], _Handler)
-        self._server.standin = self
-        self._thread = self._serving()
-        self._thread.start()
-
-    def __enter__(self) -> JiraStandin:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def add_issue(self, key: str, id: str, assignee: str | None = None,
                   labels: Iterable[str] = (), comments: Iterable[tuple[str, list[Any]]] = ()
@@ -178,52 +94,26 @@ class JiraStandin:
         self.issues[id] = issue
         return issue
 
-    def reply(self, method: str, path: str, *replies: Reply) -> None:
-        """Answer (method, path) with these replies in turn, the last one repeating."""
-        self._canned[(method.upper(), path)] = list(replies)
+    # -- the model (tests/standin_http.py serves it) ---------------------------------
 
-    def fail_once(self, method: str, path: str, *replies: Reply) -> None:
-        """Answer the next requests to (method, path) with these, then as the model would."""
-        self._once.setdefault((method.upper(), path), []).extend(replies)
+    def authorized(self, request: Recorded) -> Reply | None:
+        if self._auth is not None and request.headers.get("authorization") != self._auth:
+            return Reply(401, UNAUTHORIZED)
+        return None
 
-    def writes(self) -> list[Recorded]:
-        """Return the requests that change something (looking comments up does not)."""
-        return [r for r in self.requests
-                if r.method != "GET" and r.path != f"{API}/comment/list"]
+    def is_write(self, request: Recorded) -> bool:
+        """Looking comments up (POST /comment/list) changes nothing."""
+        return request.method != "GET" and request.path != f"{API}/comment/list"
 
-    # -- serving --------------------------------------------------------------------
+    def route(self, request: Recorded) -> Reply | None:
+        for method, pattern, route in _ROUTES:
+            match = pattern.fullmatch(request.path)
+            if method == request.method and match:
+                return route(self, match, request)
+        return None
 
-    def answer(self, request: Recorded) -> Reply:
-        """Record a request and choose its answer: canned first, then the model."""
-        with self._lock:
-            self.requests.append(request)
-            if self._auth is not None and request.headers.get("authorization") != self._auth:
-                return Reply(401, UNAUTHORIZED)
-            trouble = self.trouble(request) if self.trouble is not None else None
-            if isinstance(trouble, Reply):
-                return trouble
-            once = self._once.get((request.method, request.path))
-            if once:
-                return once.pop(0)
-            canned = self._canned.get((request.method, request.path))
-            if canned:
-                return canned.pop(0) if len(canned) > 1 else canned[0]
-            for method, pattern, route in _ROUTES:
-                match = pattern.fullmatch(request.path)
-                if method == request.method and match:
-                    reply = route(self, match, request)
-                    if request.method != "GET" and reply.status < 300 and (
-                            request.path != f"{API}/comment/list"):
-                        self.applied.append(request)
-                    slow = trouble or self.slow.get((request.method, request.path), 0.0)
-                    return replace(reply, delay=slow) if slow else reply
+    def no_route(self, request: Recorded) -> Reply:
         return Reply(404, {"errorMessages": [f"No route for {request.method} {request.path}"]})
-
-    def serving(self, change: int) -> None:
-        """Count a request in (+1) or out (-1) of those being served right now."""
-        with self._lock:
-            self.in_flight += change
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def issue(self, id_or_key: str) -> Issue | None:
         """Find an issue by id or key, as Jira's /issue/{issueIdOrKey} does."""
@@ -383,79 +273,3 @@ def _user(account: str | None) -> dict[str, Any] | None:
 def _basic(email: str, token: str) -> str:
     """Return the Authorization header value Basic auth with these credentials sends."""
     return "Basic " + base64.b64encode(f"{email}:{token}".encode()).decode()
-
-
-# -- HTTP plumbing -------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    """Threaded server that does not wait for slow (delayed) handlers when closing."""
-
-    block_on_close = False
-    daemon_threads = True
-    request_queue_size = 64  # many clients connecting at once (a concurrent performer)
-    standin: JiraStandin
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Hand every request to the stand-in and write its Reply back."""
-
-    server: _Server
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
-
-    def _serve(self) -> None:
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        if len(body) < length:
-            # The client went away between its headers and its body (urllib3 sends them
-            # apart; a `kill -9` can fall between): no request arrived, as for Jira.
-            self.close_connection = True
-            return
-        request = Recorded(
-            method=self.command,
-            path=parts.path,
-            query=parse_qs(parts.query),
-            headers={k.lower(): v for k, v in self.headers.items()},
-            body=body,
-            at=self.server.standin.clock(),
-        )
-        standin = self.server.standin
-        standin.serving(+1)
-        try:
-            reply = standin.answer(request)
-            if reply.delay or standin.latency:
-                time.sleep(reply.delay + standin.latency)
-            if reply.hold is not None:
-                reply.hold.wait(30)
-        finally:
-            standin.serving(-1)  # before answering: the client cannot be ahead of the count
-        self._reply(reply)
-
-    def _reply(self, reply: Reply) -> None:
-        body = orjson.dumps(reply.json) if reply.json is not None else b""
-        try:
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            if body:
-                self.send_header("Content-Type", "application/json;charset=UTF-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up first (a timeout test)
