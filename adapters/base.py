@@ -167,8 +167,8 @@ class Created:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What became of one attempt. `retry_after` (seconds) honours Retry-After and
-    GitHub's x-ratelimit-reset; the retrier backs off on its own when it is None."""
+    """What became of one attempt. `retry_after` (seconds) honours Retry-After and the
+    vendors' own reset headers; the retrier backs off on its own when it is None."""
 
     status: Status
     detail: str = ""

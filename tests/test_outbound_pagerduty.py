@@ -209,6 +209,17 @@ def test_429_honours_retry_after_and_the_client_does_not_retry(
     assert len(pd.requests) == 1
 
 
+def test_a_rest_429_is_waited_out_for_its_ratelimit_reset(
+        adapter: PagerDutyOutbound, pd: PagerDutyStandIn) -> None:
+    """PagerDuty's REST API names its wait in `ratelimit-reset` (seconds until the limit
+    resets), not in Retry-After: a retry sooner is refused again."""
+    pd.answer("GET", "/incidents/Q1ABCDEF", 429, {"error": {"message": "Rate Limit Exceeded"}},
+              {"ratelimit-limit": "960", "ratelimit-remaining": "0", "ratelimit-reset": "42"})
+    result = adapter.perform(incident_action("reassign_incident", account=OWNER))
+    assert result.status == "retryable" and result.retry_after == 42.0
+    assert len(pd.requests) == 1
+
+
 def test_retry_after_may_be_an_http_date(adapter: PagerDutyOutbound,
                                          pd: PagerDutyStandIn) -> None:
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)

@@ -8,7 +8,7 @@ limit). They accept only https:// base URLs, so local stand-ins serve TLS.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -22,6 +22,7 @@ from adapters.base import (
     Stop,
     marker,
     retry_after,
+    retry_after_value,
     scrubbed,
 )
 from router.settings import Settings
@@ -29,6 +30,7 @@ from router.settings import Settings
 TIMEOUT = 10  # seconds, on every call (the client types it as int)
 PAGE_SOURCE = "firstline"
 PAGE_SEVERITY = {"sev1": "critical", "sev2": "error", "sev3": "warning", "sev4": "info"}
+RESET_HEADER = "ratelimit-reset"  # REST API: seconds until the rate limit resets
 _SUMMARY_LIMIT = 1024  # Events API v2 truncates payload.summary here
 _MESSAGE_LIMIT = 300  # characters of a vendor message kept in Result.detail
 _T = TypeVar("_T")
@@ -246,8 +248,17 @@ def _refusal(response: httpx2.Response, what: str) -> Result | None:
         return None
     reason = f"{what}: HTTP {status}: {_vendor_message(response)}"
     if status == 429 or status >= 500:
-        return Result("retryable", reason, retry_after(response.headers))
+        return Result("retryable", reason, _wait(response.headers))
     return Result("permanent", reason)
+
+
+def _wait(headers: Mapping[str, str]) -> float | None:
+    """Return the seconds PagerDuty asks to wait: Retry-After, else `ratelimit-reset`,
+    which its REST API sends with a 429 (seconds until the rate limit resets)."""
+    waited = retry_after(headers)
+    if waited is not None:
+        return waited
+    return retry_after_value(headers.get(RESET_HEADER))
 
 
 def _vendor_message(response: httpx2.Response) -> str:
