@@ -84,10 +84,13 @@ class LinearOutbound:
     """
 
     def __init__(self, api_url: str, api_key: SecretStr | None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, timeout: float = TIMEOUT,
+                 clock: Callable[[], float] = time.time) -> None:
         self._url = api_url
         self._key = api_key
         self._transport = transport
+        self._timeout = timeout
+        self._clock = clock  # reads the reset header's epoch time
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()  # the performer's threads make the client once
 
@@ -263,11 +266,12 @@ class LinearOutbound:
         try:
             response = self._http().post(self._url, json={"query": query, "variables": variables})
         except httpx.TimeoutException:
-            raise Stop(Result("retryable", f"{what}: no answer within {TIMEOUT:.0f} s")) from None
+            raise Stop(Result("retryable",
+                              f"{what}: no answer within {self._timeout:g} s")) from None
         except httpx.TransportError as exc:
             raise Stop(Result("retryable", f"{what}: could not reach Linear "
                                             f"({type(exc).__name__})")) from None
-        return _data(response, what)
+        return _data(response, what, self._clock())
 
     def _http(self) -> httpx.Client:
         """Return the HTTP client, made on first use with the key and a timeout."""
@@ -275,7 +279,7 @@ class LinearOutbound:
         with self._lock:
             if self._client is None:
                 self._client = httpx.Client(
-                    timeout=TIMEOUT, transport=self._transport,
+                    timeout=self._timeout, transport=self._transport,
                     headers={"Authorization": self._key.get_secret_value(),
                              "User-Agent": "firstline"},
                 )
@@ -314,14 +318,14 @@ def issue_id(action: OutboundAction) -> str:
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
-def _data(response: httpx.Response, what: str) -> Any:
+def _data(response: httpx.Response, what: str, now: float) -> Any:
     """Return a GraphQL response's `data`, or raise _Stop classifying the failure."""
     body = _json_body(response)
     errors = body.get("errors") if isinstance(body, dict) else None
     status = response.status_code
     if _rate_limited(errors) or status == 429 or status >= 500:
         raise Stop(Result("retryable", f"{what}: {_reason(status, errors, response)}",
-                           linear_retry_after(response.headers)))
+                           linear_retry_after(response.headers, now)))
     if status >= 300 or errors:
         raise Stop(Result("permanent", f"{what}: {_reason(status, errors, response)}"))
     data = body.get("data") if isinstance(body, dict) else None
@@ -353,9 +357,11 @@ def _reason(status: int, errors: Any, response: httpx.Response) -> str:
     return f"{prefix}: {text[:_MESSAGE_LIMIT]}"
 
 
-def linear_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Return seconds to wait: `Retry-After`, else when Linear's request budget refills."""
-    waited = retry_after(headers)
+def linear_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Return seconds to wait from `now`: `Retry-After`, else when Linear's request
+    budget refills."""
+    now = time.time() if now is None else now
+    waited = retry_after(headers, now)
     if waited is not None:
         return waited
     reset = headers.get(RESET_HEADER)
@@ -366,7 +372,7 @@ def linear_retry_after(headers: Mapping[str, str]) -> float | None:
     if stamp is None:
         return None
     seconds = stamp / 1000.0 if stamp > 1e11 else stamp  # epoch ms or s
-    return max(0.0, seconds - time.time())
+    return max(0.0, seconds - now)
 
 
 def _required(value: str | None, action: OutboundAction, what: str) -> str:

@@ -44,9 +44,11 @@ class PagerDutyOutbound:
     performer's threads share them (their httpx2 clients are thread-safe).
     """
 
-    def __init__(self, settings: Settings, transport: httpx2.BaseTransport | None = None) -> None:
+    def __init__(self, settings: Settings, transport: httpx2.BaseTransport | None = None,
+                 timeout: int = TIMEOUT) -> None:
         self._settings = settings
         self._transport = transport
+        self._timeout = timeout
         self._events_client: EventsApiV2Client | None = None
         self._rest_client: RestApiV2Client | None = None
         self._lock = threading.Lock()  # the performer's threads make each client once
@@ -153,7 +155,7 @@ class PagerDutyOutbound:
             if self._events_client is None:
                 self._events_client = _once_only(_build(lambda: EventsApiV2Client(
                     key.get_secret_value(), base_url=self._settings.pagerduty_events_url,
-                    transport=self._transport)))
+                    transport=self._transport)), self._timeout)
             return self._events_client
 
     def _rest(self, action: OutboundAction, write: bool) -> RestApiV2Client:
@@ -169,7 +171,8 @@ class PagerDutyOutbound:
             if self._rest_client is None:
                 self._rest_client = _once_only(_build(lambda: RestApiV2Client(
                     token.get_secret_value(), default_from=self._settings.pagerduty_from,
-                    base_url=self._settings.pagerduty_api_url, transport=self._transport)))
+                    base_url=self._settings.pagerduty_api_url, transport=self._transport)),
+                    self._timeout)
             return self._rest_client
 
     def _guard(self, action: OutboundAction, call: Callable[[], _T]) -> _T:
@@ -177,7 +180,8 @@ class PagerDutyOutbound:
         try:
             return call()
         except PagerDutyError as exc:
-            raise Stop(_failure(exc, f"pagerduty: {action.type} {action.target.key}")) from None
+            raise Stop(_failure(exc, f"pagerduty: {action.type} {action.target.key}",
+                                self._timeout)) from None
 
     def _secrets(self) -> list[str]:
         """Return the secrets a detail must never show."""
@@ -210,8 +214,8 @@ def _build(make: Callable[[], _T]) -> _T:
 _Client = TypeVar("_Client", EventsApiV2Client, RestApiV2Client)
 
 
-def _once_only(client: _Client) -> _Client:
-    """Make the client try each request once, within TIMEOUT.
+def _once_only(client: _Client, timeout: int) -> _Client:
+    """Make the client try each request once, within `timeout` seconds.
 
     By default it retries 429 without limit (ignoring Retry-After), 5xx a few times and
     network errors three times. With `max_network_attempts = 0` a network error raises
@@ -219,20 +223,20 @@ def _once_only(client: _Client) -> _Client:
     `max_http_attempts` (the check is `attempts > max_http_attempts`) returns every
     listed status at once. 5xx, no longer listed, return at once as well.
     """
-    client.timeout = TIMEOUT
+    client.timeout = timeout
     client.max_network_attempts = 0
     client.retry = {429: 1}
     client.max_http_attempts = -1
     return client
 
 
-def _failure(exc: PagerDutyError, what: str) -> Result:
+def _failure(exc: PagerDutyError, what: str, timeout: int) -> Result:
     """Classify a client exception: network trouble, or a refusal with a response."""
     response = exc.response
     if response is None:
         cause = exc.__cause__
         if isinstance(cause, httpx2.TimeoutException):
-            return Result("retryable", f"{what}: no answer within {TIMEOUT:.0f} s")
+            return Result("retryable", f"{what}: no answer within {timeout} s")
         return Result("retryable", f"{what}: could not reach PagerDuty "
                                    f"({type(cause or exc).__name__})")
     refusal = _refusal(response, what)
