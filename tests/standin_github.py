@@ -11,6 +11,9 @@ A hook's log (`add_delivery`) answers like GitHub's: newest first, `per_page` at
 100, a `Link: <…?cursor=…>; rel="next"` while more remain; a redelivery request adds an
 attempt with the same guid, `redelivery: true` and `redelivery_status` (200 by default:
 firstline is up again), and is kept in `redeliveries`.
+
+`GitHubServer` serves the same model over real HTTP (tests/standin_http.py), for tests
+that need the wire: refused connections, hangs past the client's timeout, request times.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
 from pytest_httpx import HTTPXMock
+
+from tests.standin_http import HttpStandin, Recorded, Reply
 
 _ISSUE = re.compile(r"/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)(?P<rest>/.*)?")
 _ISSUES = re.compile(r"/repos/(?P<repo>[^/]+/[^/]+)/issues")
@@ -189,3 +195,26 @@ class GitHubStandIn:
     def _json(issue: Issue) -> dict[str, Any]:
         return {"assignees": [{"login": a} for a in issue.assignees],
                 "labels": [{"name": x} for x in issue.labels]}
+
+
+class GitHubServer(HttpStandin):
+    """Serve a `GitHubStandIn` (as `model`) on 127.0.0.1, asking for the token as GitHub
+    does; the model's issues are added with `model.add()`."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.model = GitHubStandIn(self.url)
+        self._token = token
+
+    def authorized(self, request: Recorded) -> Reply | None:
+        if request.headers.get("authorization") != f"Bearer {self._token}":
+            return Reply(401, {"message": "Bad credentials",
+                               "documentation_url": "https://docs.github.com/rest"})
+        return None
+
+    def route(self, request: Recorded) -> Reply | None:
+        query = urlencode(request.query, doseq=True)
+        url = f"{self.url}{request.path}{'?' if query else ''}{query}"
+        answer = self.model._apply(httpx.Request(request.method, url, content=request.body))
+        links = {k: v for k, v in answer.headers.items() if k.lower() == "link"}
+        return Reply(answer.status_code, answer.json() if answer.content else None, links)

@@ -13,7 +13,7 @@ Answers come from these places, checked in this order:
    `reply`, as a vendor refuses an item the credentials may not touch;
 3. canned replies per (method, path): `fail_once()` then `reply()` (consumed in order,
    the last one repeating); a `delay` holds the answer back;
-4. the model (`route()`); writes it carried out with a 2xx are listed in `applied`.
+4. the model (`route()`); writes it carried out (`took_effect()`) are listed in `applied`.
 
 `refuse()` closes the listening socket, so connections are refused until `accept()`.
 Each request is stamped with `clock()` as it arrives. `latency` holds every answer back
@@ -104,6 +104,10 @@ class HttpStandin:
         """Tell whether a request changes something."""
         return request.method != "GET"
 
+    def took_effect(self, request: Recorded, reply: Reply) -> bool:
+        """Tell whether the model carried a request out (it goes in `applied`)."""
+        return reply.status < 300 and self.is_write(request)
+
     def no_route(self, request: Recorded) -> Reply:
         return Reply(404, {"message": f"No route for {request.method} {request.path}"})
 
@@ -189,7 +193,7 @@ class HttpStandin:
             reply = self.route(request)
             if reply is None:
                 return self.no_route(request)
-            if reply.status < 300 and self.is_write(request):
+            if self.took_effect(request, reply):
                 self.applied.append(request)
             slow = trouble or self.slow.get((request.method, request.path), 0.0)
             return replace(reply, delay=slow) if slow else reply
