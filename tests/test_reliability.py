@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from sqlalchemy import Engine, select
 
-from adapters.jira.outbound import JiraOutbound
 from router.db.engine import upgrade
 from router.db.tables import outbox
-from router.settings import Settings
 from router.work.outbox import Performer
+from tests.outage import OWNER, VENDORS, Outage, queue_actions
 from tests.soak import (
     Outcome,
     Service,
@@ -36,7 +34,6 @@ from tests.soak import (
     standins,
     wait_until_settled,
 )
-from tests.standin_jira import JiraStandin, Recorded, Reply
 from tests.support import ROOT, WAIT_S, eventually
 
 
@@ -55,112 +52,64 @@ def test_kill_9_under_load_loses_nothing_acknowledged_and_acts_once(
     assert len(out.resumed_s) == 2, report
 
 
-# -- vendor outage: 429 with Retry-After, 5xx, hangs, refused connections ------------------
+# -- vendor outage: rate limits, 5xx, hangs, refused connections ---------------------------
 
 
-def queue_actions(engine: Engine, issues: list[str]) -> None:
-    """Queue an assign and a comment on each Jira issue id, as a decision does."""
-    now = datetime.now(UTC)
-    with engine.begin() as conn:
-        for issue_id in issues:
-            target = {"source": "jira", "id": issue_id, "key": f"OPS-{issue_id}",
-                      "kind": "ticket", "project": "OPS", "url": None}
-            for action in ({"type": "assign", "account": "owner-account",
-                            "remove": ["cto-account"]},
-                           {"type": "comment", "text": "Yours per the scope note."}):
-                conn.execute(outbox.insert().values(
-                    decision_id=1, type=action["type"], target=orjson.dumps(target).decode(),
-                    item=f"jira:{issue_id}", action=orjson.dumps(action).decode(),
-                    status="pending", attempts=0, next_at=now, created_at=now))
-
-
-class Outage:
-    """Every request answered with trouble, in turn: 429 with Retry-After: 1, 500, 503,
-    and a hang past the client's timeout (applied first, as a slow vendor may); the
-    first request about the `patient` issue gets 429 with a Retry-After of two hours."""
-
-    def __init__(self, patient: str, hang: float) -> None:
-        self.patient, self.hang = patient, hang
-        self.turn = 0
-        self.answered: list[tuple[Recorded, Reply | float]] = []
-
-    def __call__(self, request: Recorded) -> Reply | float:
-        trouble: Reply | float
-        if self.patient in request.path and not any(
-                self.patient in r.path for r, _ in self.answered):
-            trouble = Reply(429, {"errorMessages": ["Rate limit exceeded."]},
-                            headers={"Retry-After": "7200"})
-        else:
-            self.turn += 1
-            trouble = [Reply(429, {"errorMessages": ["Rate limit exceeded."]},
-                             headers={"Retry-After": "1"}),
-                       Reply(500, {"errorMessages": ["Internal server error"]}),
-                       Reply(503, None), self.hang][self.turn % 4]
-        self.answered.append((request, trouble))
-        return trouble
-
-
+@pytest.mark.parametrize("name", list(VENDORS))
 def test_after_a_vendor_outage_every_action_lands_once_and_retry_after_is_honoured(
-        engine: Engine) -> None:
-    """The real Jira client against the stand-in over HTTP, performed by the Performer;
-    its clock jumps an hour per round so durable backoffs come due in seconds."""
+        engine: Engine, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real client against the vendor's stand-in over HTTP (tests/outage.py), performed
+    by the Performer; its clock jumps an hour per round so durable backoffs come due in
+    seconds. Only what the vendor refused (4xx) is dead; everything else took effect once."""
     skew = [0.0]
 
-    def clock() -> datetime:
-        return datetime.fromtimestamp(time.time() + skew[0], UTC)
+    def clock() -> float:
+        return time.time() + skew[0]
 
-    with JiraStandin(email="b@x.io", token="jira-api-token") as jira:
-        jira.clock = lambda: time.time() + skew[0]
-        fine = [str(30000 + n) for n in range(6)]
-        for issue_id in fine:
-            jira.add_issue(f"OPS-{issue_id}", issue_id, assignee="cto-account")
-        jira.add_issue("OPS-forbidden", "40403", assignee="cto-account")
-        forbidden = Reply(403, {"errorMessages": ["You do not have the permission to see "
-                                                  "the specified issue."]})
-        jira.reply("GET", "/rest/api/2/issue/40403", forbidden)
-        jira.reply("POST", "/rest/api/2/issue/40403/comment", forbidden)
-        queue_actions(engine, [*fine, "40403", "40404"])  # 40404 does not exist
-        settings = Settings(jira_url=jira.url, jira_email="b@x.io", jira_api_token="jira-api-token")
-        adapter = JiraOutbound(settings, timeout=1.0)
-        performer = Performer(engine, lambda: {"jira": adapter}, clock)
+    with VENDORS[name](clock, tmp_path, monkeypatch) as vendor:
+        jammed = vendor.standin
+        jammed.clock = clock
+        queue_actions(engine, vendor)
+        performer = Performer(engine, lambda: {vendor.source: vendor.adapter},
+                              lambda: datetime.fromtimestamp(clock(), UTC))
 
         def round_() -> None:
             performer.drain()
             skew[0] += 3600  # past any backoff of the attempts so far, short of 7200 s
 
-        outage = jira.trouble = Outage(patient=fine[0], hang=1.5)
+        outage = jammed.trouble = Outage(vendor.fine[0].token, vendor.limit,
+                                        hang=vendor.timeout + 0.5)
         for _ in range(3):
             round_()
-        jira.refuse()
+        jammed.refuse()
         round_()
         refused = [r.last_error for r in outbox_rows(engine)
-                   if "could not reach Jira" in (r.last_error or "")]
-        jira.accept()
-        jira.trouble = None
+                   if f"could not reach {vendor.name}" in (r.last_error or "")]
+        jammed.accept()
+        jammed.trouble = None
         for _ in range(4):
             round_()
-        adapter.close()
+        performer.close()
 
     rows = {(r.item, r.type): r for r in outbox_rows(engine)}
     dead = sorted(item for (item, _), r in rows.items() if r.status == "dead")
-    assert dead == ["jira:40403", "jira:40403", "jira:40404", "jira:40404"], rows
+    assert dead == sorted(f"{name}:{i.target['id']}" for i in vendor.refused for _ in "ab"), rows
     assert all(r.status == "done" for (item, _), r in rows.items()
-               if item.removeprefix("jira:") in fine)
-    for issue_id in fine:  # each took effect once, whatever the outage did
-        writes = [r for r in jira.applied if f"/issue/{issue_id}/" in r.path]
-        assert sorted(r.method for r in writes) == ["POST", "PUT"], writes
-        assert jira.issues[issue_id].assignee == "owner-account"
-        assert len(jira.issues[issue_id].comments) == 1
+               if item not in dead), rows
+    for item in vendor.fine:  # each took effect once, whatever the outage did
+        writes = [r for r in jammed.applied if vendor.about(r) == item]
+        assert sorted(vendor.label(r, item) for r in writes) == vendor.writes, writes
+        assert vendor.state(item) == ((OWNER,), 1)
     assert refused, "no action met the refused connections"
-    kinds = {type(t) if isinstance(t, float) else t.status for _, t in outage.answered}
-    assert kinds == {429, 500, 503, float}, kinds  # every kind of trouble was met
-    for request, trouble in outage.answered:  # the next request about it waited
-        if isinstance(trouble, Reply) and trouble.status == 429:
-            wait = float(trouble.headers["Retry-After"])
-            issue = request.path.split("/")[5]  # /rest/api/2/issue/{id}[/...]
-            later = [r.at for r in jira.requests if r.at > request.at
-                     and r.path.split("/")[5:6] == [issue]]
-            assert later and later[0] - request.at >= wait, (request.path, wait, later[:1])
+    kinds = {"limit" if wait else "hang" if isinstance(t, float) else t.status
+             for _, t, wait in outage.answered}
+    assert kinds == {"limit", 500, 503, "hang"}, kinds  # every kind of trouble was met
+    waits = [(r, wait) for r, _, wait in outage.answered if wait is not None]
+    assert {wait for _, wait in waits} == {1.0, 7200.0}, waits
+    for request, wait in waits:  # the next request about the same item waited
+        item = vendor.about(request)
+        later = [r.at for r in jammed.requests if r.at > request.at and vendor.about(r) == item]
+        assert later and later[0] - request.at >= wait, (request.path, wait, later[:1])
 
 
 def outbox_rows(engine: Engine) -> list[Any]:
