@@ -92,6 +92,7 @@ def test_after_a_vendor_outage_every_action_lands_once_and_retry_after_is_honour
         performer.close()
 
     rows = {(r.item, r.type): r for r in outbox_rows(engine)}
+    assert len(rows) == 2 * len(vendor.fine + vendor.refused), rows
     dead = sorted(item for (item, _), r in rows.items() if r.status == "dead")
     assert dead == sorted(f"{name}:{i.target['id']}" for i in vendor.refused for _ in "ab"), rows
     assert all(r.status == "done" for (item, _), r in rows.items()
