@@ -8,7 +8,9 @@ firstline assigns it to its owner and comments (at the stand-ins: bench/e2e_stan
 in its own process, tests/standin_jira.py in this one); the Linear and PagerDuty ones
 are decided without actions. Afterwards `Outcome` holds what the checks need: every
 acknowledged delivery has exactly one decision, every expected action took effect at
-a stand-in exactly once.
+a stand-in exactly once. Given a rate, the deliveries are spread over time (the long
+run's minutes) and the kills over that time; `serve`'s memory is sampled throughout
+(tests/soak_rss.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from sqlalchemy import func, select
 
 from router.db.engine import make_engine
 from router.db.tables import decisions, inbox, outbox
+from tests.soak_rss import RssSampler, Sample
 from tests.standin_jira import JiraStandin
 from tests.support import EXAMPLE_SCOPE, FIXTURES, ROOT, eventually, github_assigned_to_cto
 from tests.vendors import SECRETS, signed_headers
@@ -175,6 +178,8 @@ class Service:
         secrets = {f"FIRSTLINE_{s.upper()}_WEBHOOK_SECRET": v for s, v in SECRETS.items()}
         self.env = {**os.environ, "FIRSTLINE_DATABASE_URL": db_url, **secrets, **env}
         self.process: subprocess.Popen[bytes] | None = None
+        self.incarnation = 0  # how many times it was started
+        self.started = 0.0  # when the running one was (monotonic)
 
     def start(self) -> float:
         """Start the process; return when (monotonic)."""
@@ -183,7 +188,16 @@ class Service:
                 [sys.executable, "-m", "router.cli", "serve", "--rules", str(self.rules),
                  "--port", str(self.port)], cwd=ROOT, env=self.env, stdout=log,
                 stderr=subprocess.STDOUT)
-        return time.monotonic()
+        self.incarnation += 1
+        self.started = time.monotonic()
+        return self.started
+
+    def running(self) -> list[tuple[str, int, float]]:
+        """Name the running process for the memory sampler: label, pid, start."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return []
+        return [(f"serve#{self.incarnation}", process.pid, self.started)]
 
     def kill(self) -> None:
         assert self.process is not None
@@ -198,16 +212,6 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-    def rss_mb(self) -> float | None:
-        """Return the process's resident memory, or None when it is not running."""
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()  # type: ignore[union-attr]
-        except (OSError, AttributeError):
-            return None
-        kb = next((line.split()[1] for line in status.splitlines()
-                   if line.startswith("VmRSS:")), None)
-        return int(kb) / 1024 if kb else None
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -230,11 +234,12 @@ class Outcome:
     outbox: Counter[str] = field(default_factory=Counter)  # rows by status
     resumed_s: list[float] = field(default_factory=list)  # restart -> first action
     ready_s: list[float] = field(default_factory=list)  # restart -> /readyz 200 (start-up)
-    rss_mb: list[float] = field(default_factory=list)
+    rss: list[Sample] = field(default_factory=list)  # serve's memory over the run
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
-        rss = f"{min(self.rss_mb):.0f}..{max(self.rss_mb):.0f} MB" if self.rss_mb else "-"
+        mbs = [s.rss_mb for s in self.rss]
+        rss = f"{min(mbs):.0f}..{max(mbs):.0f} MB" if mbs else "-"
         resumed = ", ".join(f"{s:.1f}" for s in self.resumed_s) or "-"
         ready = ", ".join(f"{s:.1f}" for s in self.ready_s) or "-"
         return [f"sent {self.sent} (answers {dict(sorted(self.answers.items()))}), "
@@ -247,14 +252,26 @@ class Outcome:
                 f"/readyz: {ready}); serve RSS {rss}; {self.seconds:.0f} s"]
 
 
+def feed(todo: queue.SimpleQueue[tuple[int, bool]], count: int,
+         rate: float | None) -> None:
+    """Queue deliveries 0..count-1 for their first send: all at once, or `rate` a second
+    (a steady load, as vendors send through a working day)."""
+    began = time.monotonic()
+    for i in range(count):
+        if rate is not None and (ahead := began + i / rate - time.monotonic()) > 0:
+            time.sleep(ahead)  # pacing the load, not waiting for a condition
+        todo.put((i, False))
+
+
 def send_until_acknowledged(base: Callable[[], str], made: list[Delivery], out: Outcome,
                             rng: random.Random, resend: float = 0.05,
-                            senders: int = 8) -> None:
-    """Send every delivery until acknowledged, from `senders` threads; after an
-    acknowledgement send it once more with probability `resend` (the vendors do)."""
+                            senders: int = 8, rate: float | None = None) -> None:
+    """Send every delivery until acknowledged, from `senders` threads, first sends all at
+    once or `rate` a second; after an acknowledgement send it once more with probability
+    `resend` (the vendors do)."""
     todo: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
-    for i in range(len(made)):
-        todo.put((i, False))
+    feeder = threading.Thread(target=feed, args=(todo, len(made), rate), daemon=True)
+    feeder.start()
     lock = threading.Lock()
     left = [len(made) + 0]  # deliveries (and planned re-sends) not yet acknowledged
     plan = [rng.random() < resend for _ in made]
@@ -302,20 +319,19 @@ def send_until_acknowledged(base: Callable[[], str], made: list[Delivery], out: 
         t.start()
     for t in threads:
         t.join()
+    feeder.join()
 
 
-def kill_and_restart(service: Service, stands: Standins, out: Outcome, kills: int,
-                     rng: random.Random, total: int, stop: threading.Event) -> None:
-    """Kill the service `kills` times at random points of the sending, each time
-    starting it again and timing how long until the next action reaches a stand-in."""
-    marks = sorted(rng.uniform(0.1, 0.8) * total for _ in range(kills))
+def kill_and_restart(service: Service, stands: Standins, out: Outcome,
+                     progress: Callable[[], float], marks: list[float], rng: random.Random,
+                     stop: threading.Event) -> None:
+    """Kill the service when `progress()` reaches each of `marks`, each time starting it
+    again and timing how long until the next action reaches a stand-in."""
     for mark in marks:
-        eventually(lambda mark=mark: out.sent >= mark or stop.is_set(), "the next kill's moment",
-                   timeout=24 * 3600)
+        eventually(lambda mark=mark: progress() >= mark or stop.is_set(),
+                   "the next kill's moment", timeout=24 * 3600)
         if stop.is_set():
             return
-        if (rss := service.rss_mb()) is not None:
-            out.rss_mb.append(rss)
         service.kill()
         time.sleep(rng.uniform(0.2, 1))  # down a while: deliveries are refused meanwhile
         before = stands.writes()  # the killed process's last requests have landed by now
@@ -393,30 +409,44 @@ def check(db_url: str, made: list[Delivery], stands: Standins, out: Outcome) -> 
                 out.missing.append(f"{action} {d.source} {d.item}")
 
 
+def kill_marks(out: Outcome, count: int, kills: int, rng: random.Random,
+               rate: float | None) -> tuple[Callable[[], float], list[float]]:
+    """Choose the kills' moments at random: over the sends made (all at once), or over
+    the seconds the load lasts (`rate` a second), leaving its start and end alone."""
+    if rate is None:
+        return (lambda: out.sent), sorted(rng.uniform(0.1, 0.8) * count for _ in range(kills))
+    began, duration = time.monotonic(), count / rate
+    return ((lambda: time.monotonic() - began),
+            sorted(rng.uniform(0.05, 0.95) * duration for _ in range(kills)))
+
+
 def soak(workdir: Path, db_url: str, count: int, kills: int, seed: int = 1,
-         settle: float = 120.0) -> Outcome:
-    """Run the whole thing once against `db_url` (migrated); return what it found."""
+         settle: float = 120.0, rate: float | None = None, rss_every: float = 5.0) -> Outcome:
+    """Run the whole thing once against `db_url` (migrated): `count` deliveries, all at
+    once or `rate` a second; return what it found."""
     rng = random.Random(seed)
     made = deliveries(count, f"soak{seed}-{uuid.uuid4().hex[:6]}")
     out = Outcome()
     began = time.monotonic()
     with standins(made) as stands:
         service = Service(workdir, db_url, stands.env())
-        service.start()
         stop = threading.Event()
-        killer = threading.Thread(target=kill_and_restart,
-                                  args=(service, stands, out, kills, rng, count, stop))
-        try:
-            killer.start()
-            send_until_acknowledged(lambda: service.base, made, out, rng)
-            stop.set()
-            killer.join()
-            wait_until_settled(db_url, out.acknowledged, settle)
-            if (rss := service.rss_mb()) is not None:
-                out.rss_mb.append(rss)
-        finally:
-            stop.set()
-            service.stop()
+        with RssSampler(service.running, every=rss_every) as sampler:
+            service.start()
+            progress, marks = kill_marks(out, count, kills, rng, rate)
+            killer = threading.Thread(target=kill_and_restart, args=(
+                service, stands, out, progress, marks, rng, stop))
+            try:
+                killer.start()
+                send_until_acknowledged(lambda: service.base, made, out, rng, rate=rate)
+                stop.set()
+                killer.join()
+                wait_until_settled(db_url, out.acknowledged, settle)
+                sampler.sample()  # the settled process, before it is stopped
+            finally:
+                stop.set()
+                service.stop()
+        out.rss = sampler.samples
         check(db_url, made, stands, out)
     out.seconds = time.monotonic() - began
     return out
