@@ -183,13 +183,15 @@ class Service:
 
     def start(self) -> float:
         """Start the process; return when (monotonic)."""
+        # Count the incarnation before the new process is visible: the memory sampler
+        # reads from another thread, and must not file the new one under the old name.
+        self.incarnation += 1
+        self.started = time.monotonic()
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "router.cli", "serve", "--rules", str(self.rules),
                  "--port", str(self.port)], cwd=ROOT, env=self.env, stdout=log,
                 stderr=subprocess.STDOUT)
-        self.incarnation += 1
-        self.started = time.monotonic()
         return self.started
 
     def running(self) -> list[tuple[str, int, float]]:
