@@ -28,14 +28,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import func, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,6 +50,7 @@ from router.reviews.periods import month_span  # noqa: E402
 from router.scope.load import Scope, load_scope  # noqa: E402
 from router.work.backfill import EventClock  # noqa: E402
 from router.work.worker import Worker  # noqa: E402
+from tests.support import pg_schema  # noqa: E402
 
 # Tracker events outnumber incidents; most work routes quietly, a few labels reach lines
 # of their own or fire triggers, and most Jira tickets are of medium priority.
@@ -166,22 +166,6 @@ def measure(name: str, url: str, scope: Scope, count: int) -> None:
         print(f"  {label:<28} {seconds * 1000:8.1f} {seconds / count_s:8.1f}")
     verdict = "met" if report_s < 1.0 and report_s <= 10 * count_s else "NOT met"
     print(f"  goal (report < 1 s and <= 10x the count): {verdict}")
-
-
-@contextmanager
-def pg_schema(base: str) -> Iterator[str]:
-    """Yield a URL whose search_path is a fresh schema, dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def main() -> None:

@@ -8,15 +8,14 @@ skipped. Each test gets its own schema, dropped afterwards.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import Engine
 
 from router.db.engine import make_engine, upgrade
+from tests.support import pg_schema
 
 PG_ENV = "FIRSTLINE_TEST_PG_URL"
 
@@ -38,7 +37,7 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"{PG_ENV} is not set")
-    with _pg_schema(base) as url:
+    with pg_schema(base) as url:
         yield url
 
 
@@ -61,19 +60,3 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
-
-
-@contextmanager
-def _pg_schema(base: str) -> Iterator[str]:
-    """Create a schema of its own for one test and point the URL's search_path at it."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    try:
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={name}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()

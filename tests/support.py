@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 import yaml
+from sqlalchemy import make_url, text
 
 from adapters import ADAPTERS
 from router.core.model import Event, WorkItem
+from router.db.engine import make_engine
 from router.scope.load import Scope, load_scope, parse_scope
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,3 +130,20 @@ def decide_stored(db_url: str) -> int:
         return Worker(engine, example_scope).drain()
     finally:
         engine.dispose()
+
+
+@contextmanager
+def pg_schema(base: str) -> Iterator[str]:
+    """Create a schema of its own on the PostgreSQL server at `base`, yield a URL whose
+    search_path points at it, and drop it afterwards (tests and bench/report.py)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    try:
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={name}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()

@@ -29,9 +29,8 @@ from router.settings import Settings
 from router.work.backfill import EventClock
 from router.work.worker import Worker
 from tests.conftest import PG_ENV
-from tests.conftest import _pg_schema as pg_schema
 from tests.seeded_month import MONTH, PAGE_KEY, deliveries, seed_month, write_scope
-from tests.support import ROOT
+from tests.support import ROOT, pg_schema
 from tests.vendors import SECRETS
 
 AUTH = {"Authorization": "Bearer x"}
