@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +24,7 @@ from router.settings import Settings
 from tests.standin_github import GitHubStandIn
 from tests.standin_jira import JiraStandin
 from tests.standin_linear import LinearStandIn
-from tests.support import ROOT
+from tests.support import ROOT, eventually
 from tests.test_act import NOW, Clock, actor, row
 
 GITHUB_API = "https://api.github.test"
@@ -167,10 +166,8 @@ def test_jira_review_survives_the_performer_killed_before_recording(
                                   cwd=ROOT, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 60
-            while not standin.created("REV"):
-                assert time.monotonic() < deadline, "the worker never created the issue"
-                time.sleep(0.05)
+            eventually(lambda: standin.created("REV"), "the worker to create the issue",
+                       timeout=60)
         finally:
             worker.kill()
             worker.wait(10)
