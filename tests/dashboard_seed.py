@@ -71,19 +71,25 @@ def seed(db_url: str, directory: Path, gh: GitHubStandIn) -> Seeded:
         _store(engine, [("github", "seed-handed-back", "issues", body, CLOCK)])
         enforced = load_scope(enforce)[0]
         Worker(engine, lambda: enforced, lambda: CLOCK).drain()
-        gh_out = github.outbound(settings(db_url, enforce))
-        performer = Performer(engine, lambda: {"github": gh_out}, clock=lambda: CLOCK,
-                              sleep=lambda _s: None)
-        try:
-            performer.drain()
-        finally:
-            performer.close()
+        perform(engine, db_url, enforce)
         dead = _dead(engine)
     finally:
         engine.dispose()
     assert dead, "the seeded GitHub actions should be dead (the stand-in answers 404)"
     assert not gh.issues, "the stand-in must not know the issue yet"
     return Seeded(shadow, enforce, dead)
+
+
+def perform(engine: Engine, db_url: str, rules: Path) -> None:
+    """Run the real performer until nothing is due, GitHub's actions going where the
+    settings say (the stand-in), at the seeded week's clock."""
+    gh_out = github.outbound(settings(db_url, rules))
+    performer = Performer(engine, lambda: {"github": gh_out}, clock=lambda: CLOCK,
+                          sleep=lambda _s: None)
+    try:
+        performer.drain()
+    finally:
+        performer.close()
 
 
 def _new_issue_on_the_cto() -> dict[str, object]:

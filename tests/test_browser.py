@@ -23,12 +23,11 @@ import uvicorn
 from pytest_httpx import HTTPXMock
 from sqlalchemy import Engine, select
 
-from adapters import github
 from router.db.engine import worker_engine
 from router.db.tables import outbox
 from router.service import build_service
-from router.work.outbox import Performer
 from tests.dashboard_seed import CLOCK, GITHUB_API, HANDED_BACK_ISSUE, seed, settings
+from tests.dashboard_seed import perform as seeded_perform
 from tests.standin_github import GitHubStandIn
 from tests.support import ROOT, eventually
 
@@ -231,12 +230,6 @@ def perform(db_url: str, rules: Path) -> None:
     """Run the real performer once, as the service's would after the retry."""
     engine: Engine = worker_engine(db_url)
     try:
-        gh_out = github.outbound(settings(db_url, rules))
-        performer = Performer(engine, lambda: {"github": gh_out}, clock=lambda: CLOCK,
-                              sleep=lambda _s: None)
-        try:
-            performer.drain()
-        finally:
-            performer.close()
+        seeded_perform(engine, db_url, rules)
     finally:
         engine.dispose()
