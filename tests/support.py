@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -147,3 +150,13 @@ def pg_schema(base: str) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
         admin.dispose()
+
+
+def firstline(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `firstline` command on `db_url`, with no other FIRSTLINE_*
+    setting of the test run's environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTLINE_")}
+    env["FIRSTLINE_DATABASE_URL"] = db_url
+    entry = Path(sys.executable).parent / "firstline"
+    return subprocess.run([str(entry), *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=120, check=False)

@@ -3,10 +3,7 @@ review examples are what the commands print on examples/deliveries."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,17 +15,9 @@ from router.cli.payloads import load_deliveries
 from router.db.engine import worker_engine
 from router.db.tables import decisions
 from router.work.backfill import load_recorded
-from tests.support import EXAMPLE_SCOPE, FIXTURES, ROOT, example_scope
+from tests.support import EXAMPLE_SCOPE, FIXTURES, ROOT, example_scope, firstline
 
 EXAMPLES = ROOT / "examples" / "deliveries"
-
-
-def firstline(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTLINE_")}
-    env["FIRSTLINE_DATABASE_URL"] = db_url
-    entry = Path(sys.executable).parent / "firstline"
-    return subprocess.run([str(entry), *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=120, check=False)
 
 
 def readme_examples() -> dict[str, str]:

@@ -3,9 +3,6 @@ exception log (the seeded month's figures are in tests/test_reviews_month.py).""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,7 +13,7 @@ from fastapi.testclient import TestClient
 from router.reviews.periods import BadMonth, month_of, month_span, nearest_rank, parse_month
 from router.service import build_service
 from router.settings import Settings
-from tests.support import EXAMPLE_SCOPE, ROOT
+from tests.support import EXAMPLE_SCOPE, firstline
 
 BERLIN = ZoneInfo("Europe/Berlin")
 JSON = {"Authorization": "Bearer x", "Accept": "application/json"}
@@ -130,14 +127,6 @@ def test_the_api_answers_markdown_unless_asked_for_json_or_csv(app: TestClient) 
     assert as_csv.text == ("at,kind,items,what,why,hours,follow_up_owner,decision_id,"
                            "escalation_id\n")
     assert anonymous.status_code == 401
-
-
-def firstline(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTLINE_")}
-    env["FIRSTLINE_DATABASE_URL"] = db_url
-    entry = Path(sys.executable).parent / "firstline"
-    return subprocess.run([str(entry), *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=120, check=False)
 
 
 @pytest.mark.parametrize("command", ["report", "exceptions"])

@@ -13,8 +13,6 @@ import io
 import json
 import math
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from router.work.backfill import EventClock
 from router.work.worker import Worker
 from tests.conftest import PG_ENV
 from tests.seeded_month import MONTH, PAGE_KEY, deliveries, seed_month, write_scope
-from tests.support import ROOT, pg_schema
+from tests.support import firstline, pg_schema
 from tests.vendors import SECRETS
 
 AUTH = {"Authorization": "Bearer x"}
@@ -266,14 +264,6 @@ def test_the_exception_log_lists_every_spend_of_the_ctos_time(
     for entry, decision_id in zip(entries, decision_ids, strict=True):
         decided = client.get(f"/api/v1/decisions/{decision_id}", headers=AUTH).json()
         assert decided["item_key"] in entry["items"]
-
-
-def firstline(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTLINE_")}
-    env["FIRSTLINE_DATABASE_URL"] = db_url
-    entry = Path(sys.executable).parent / "firstline"
-    return subprocess.run([str(entry), *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=120, check=False)
 
 
 def test_the_commands_print_what_the_api_answers(
