@@ -9,17 +9,19 @@ is opened); an empty month is a report of zeros.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from router.cli.service import ServiceError, _settings
 from router.reviews.periods import Month, month_of, parse_month
 from router.scope.load import Scope, load_scope
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
 FORMATS = ("md", "json", "csv")
+T = TypeVar("T")
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,14 +43,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from router.reviews.monthly import monthly_report
     from router.reviews.render import monthly_csv, monthly_json, monthly_markdown
 
-    scope, month, engine = _open(args)
-    try:
-        with engine.connect() as conn:
-            report = monthly_report(conn, scope, month)
-    except Exception as exc:
-        raise _unreadable(exc) from exc
-    finally:
-        engine.dispose()
+    report = _read(args, monthly_report)
     _print(args.format, monthly_markdown(report), monthly_json(report), monthly_csv(report))
     return 0
 
@@ -57,16 +52,21 @@ def cmd_exceptions(args: argparse.Namespace) -> int:
     from router.reviews.exceptions import exception_log
     from router.reviews.render_log import log_csv, log_json, log_markdown
 
+    log = _read(args, exception_log)
+    _print(args.format, log_markdown(log), log_json(log), log_csv(log))
+    return 0
+
+
+def _read(args: argparse.Namespace, build: Callable[[Connection, Scope, Month], T]) -> T:
+    """Build the month's review with `build`, a database error said in one line."""
     scope, month, engine = _open(args)
     try:
         with engine.connect() as conn:
-            log = exception_log(conn, scope, month)
+            return build(conn, scope, month)
     except Exception as exc:
         raise _unreadable(exc) from exc
     finally:
         engine.dispose()
-    _print(args.format, log_markdown(log), log_json(log), log_csv(log))
-    return 0
 
 
 def _open(args: argparse.Namespace) -> tuple[Scope, Month, Engine]:
