@@ -25,13 +25,17 @@ cleanup stint for billing-cleanup work that ends 13 November):
 
 `seed_month(client, worker, clock)` posts every delivery, signed, to the app and lets
 the worker decide it at its own time (the clock is set to it, after the timers due
-before it have fired). The review checklist tests can use the same month.
+before it have fired). `month_database()` and `seeded()` give a test module the month
+on a database of its own; the review checklist tests use the same month.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,13 +43,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from router.db.engine import upgrade, worker_engine
+from router.scope.load import load_scope
+from router.service import build_service
+from router.settings import Settings
 from router.work.backfill import EventClock, catch_up
 from router.work.worker import Worker
-from tests.support import EXAMPLE_SCOPE, FIXTURES
-from tests.vendors import signed_headers
+from tests.conftest import PG_ENV
+from tests.support import EXAMPLE_SCOPE, FIXTURES, pg_schema
+from tests.vendors import SECRETS, signed_headers
 
 MONTH = "2026-11"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -278,3 +288,50 @@ def seed_month(client: TestClient, worker: Worker, clock: EventClock) -> None:
         send(client, d)
         worker.drain()
     catch_up(worker, clock, END - timedelta(seconds=1))
+
+
+@contextmanager
+def month_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Yield the URL of a migrated database of its own, `sqlite` or `postgresql` (skipped
+    when no server is given), for a module's seeded month."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('november') / 'firstline.db'}"
+        upgrade(url)
+        yield url
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set")
+    with pg_schema(base) as url:
+        upgrade(url)
+        yield url
+
+
+@dataclass(frozen=True, slots=True)
+class SeededMonth:
+    client: TestClient  # the app (no worker of its own)
+    worker: Worker  # decides as of `clock`
+    clock: EventClock
+    rules: Path  # the month's scope note
+
+
+@contextmanager
+def seeded(url: str, folder: Path) -> Iterator[SeededMonth]:
+    """Seed the month into the database at `url` through the app and the worker; yield
+    both, the clock and the scope note (written to `folder`)."""
+    rules = write_scope(folder)
+    settings = Settings(
+        rules=rules, database_url=url, api_token="x",
+        jira_webhook_secret=SECRETS["jira"], linear_webhook_secret=SECRETS["linear"],
+        github_webhook_secret=SECRETS["github"],
+        pagerduty_webhook_secret=SECRETS["pagerduty"])
+    scope = load_scope(rules)[0]
+    engine = worker_engine(url)
+    clock = EventClock(deliveries()[0].at)
+    try:
+        with TestClient(build_service(settings, run_worker=False)) as client:
+            worker = Worker(engine, lambda: scope, clock)
+            seed_month(client, worker, clock)
+            yield SeededMonth(client, worker, clock, rules)
+    finally:
+        engine.dispose()

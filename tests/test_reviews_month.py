@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,16 +19,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from router.db.engine import upgrade, worker_engine
-from router.scope.load import load_scope
-from router.service import build_service
-from router.settings import Settings
-from router.work.backfill import EventClock
-from router.work.worker import Worker
-from tests.conftest import PG_ENV
-from tests.seeded_month import MONTH, PAGE_KEY, deliveries, seed_month, write_scope
-from tests.support import firstline, pg_schema
-from tests.vendors import SECRETS
+from tests.seeded_month import MONTH, PAGE_KEY, month_database, seeded
+from tests.support import firstline
 
 AUTH = {"Authorization": "Bearer x"}
 JSON = {**AUTH, "Accept": "application/json"}
@@ -39,16 +30,7 @@ JSON = {**AUTH, "Accept": "application/json"}
 def month_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) \
         -> Iterator[str]:
     """A database of its own for the module: the month is seeded once per database."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('november') / 'firstline.db'}"
-        upgrade(url)
-        yield url
-        return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set")
-    with pg_schema(base) as url:
-        upgrade(url)
+    with month_database(request.param, tmp_path_factory) as url:
         yield url
 
 
@@ -56,21 +38,8 @@ def month_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 def november(month_db: str, tmp_path_factory: pytest.TempPathFactory) \
         -> Iterator[tuple[TestClient, Path]]:
     """Yield the app with the month seeded, and its scope note."""
-    rules = write_scope(tmp_path_factory.mktemp("rules"))
-    settings = Settings(
-        rules=rules, database_url=month_db, api_token="x",
-        jira_webhook_secret=SECRETS["jira"], linear_webhook_secret=SECRETS["linear"],
-        github_webhook_secret=SECRETS["github"],
-        pagerduty_webhook_secret=SECRETS["pagerduty"])
-    scope = load_scope(rules)[0]
-    engine = worker_engine(month_db)
-    clock = EventClock(deliveries()[0].at)
-    try:
-        with TestClient(build_service(settings, run_worker=False)) as client:
-            seed_month(client, Worker(engine, lambda: scope, clock), clock)
-            yield client, rules
-    finally:
-        engine.dispose()
+    with seeded(month_db, tmp_path_factory.mktemp("rules")) as month:
+        yield month.client, month.rules
 
 
 def rank(values: list[float], percent: int) -> float:
