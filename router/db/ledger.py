@@ -296,7 +296,10 @@ class DbLedger:
             actions=orjson.dumps([a.as_dict() for a in d.actions]).decode(),
             scope_hash=self.scope.hash, event_at=event_at, decided_at=now,
             cap_hours=d.cap_hours, exception=d.exception, handed_back=d.handed_back,
-            assigner=d.assigner, owner_minutes=d.owner_minutes), [])
+            assigner=d.assigner, owner_minutes=d.owner_minutes,
+            project=item.project if item else None,
+            labels=orjson.dumps(sorted(item.labels)).decode() if item and item.labels else None,
+            reporter=item.reporter if item else None), [])
         self._decisions.append(pending)
         return pending
 

@@ -41,6 +41,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    literal_column,
     text,
 )
 
@@ -144,6 +145,11 @@ decisions = Table(
     # Minutes from the item's creation, on the first decision that gave it a
     # first-response owner (router.core.model.Decision.owner_minutes).
     Column("owner_minutes", Float, nullable=True),
+    # The item as the note saw it when deciding (migration 0013): the monthly review
+    # groups the catch-all's work and unknown assigners' hand-backs by these.
+    Column("project", String(255), nullable=True),
+    Column("labels", Text, nullable=True),  # JSON list, sorted; NULL when none
+    Column("reporter", String(255), nullable=True),
     Index(None, "event_at"),
     Index(None, "source", "item_key"),
     # The dashboard's reads (migration 0008): newest of an outcome, an item's decisions,
@@ -158,7 +164,7 @@ decisions = Table(
     # the index, the monthly review scans the index, never the rows and their evidence.
     Index("ix_decisions_month", "event_at", "outcome", "source", "scope_line", "item_id",
           "handed_back", "exception", "cap_hours", "assigner", "owner", "owner_minutes",
-          "item_key", "triggers"),
+          "item_key", "triggers", "project", "labels", "reporter"),
 )
 
 timers = Table(
@@ -191,6 +197,10 @@ escalations = Table(
     Column("review_action_id", BigId, nullable=True),
     Column("review_key", String(255), nullable=True),
     Column("review_url", Text, nullable=True),
+    # Counts the row's updates, each statement's own (router.reviews.kept: a kept
+    # monthly review tells by it that an escalation changed).
+    Column("revision", Integer, nullable=False, server_default="0",
+           onupdate=literal_column("revision + 1")),
     Index(None, "dedup_key", "status"),
     Index(None, "paged_at"),
 )

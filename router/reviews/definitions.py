@@ -32,7 +32,7 @@ def monthly_definitions(report: MonthlyReport) -> dict[str, str]:
         "handed_back": (
             "Items someone else assigned to the CTO that firstline gave to their scope "
             "line's owner; by source: the item's tool; by who: the person who assigned it "
-            "to the CTO, else the item's reporter."),
+            "to the CTO, else the item's reporter when it was decided."),
         "top_senders": (
             "People who put work on the CTO at least twice this month: hand-backs, plus "
             "items put back on the CTO after firstline handed them on."),
@@ -57,7 +57,7 @@ def monthly_definitions(report: MonthlyReport) -> dict[str, str]:
             "as expired), or CTO hours were charged under it after that day."),
         "catch_all": (
             "Distinct items that only the last, match-everything owner line took this "
-            "month, by the item's project and labels (its newest state)."),
+            "month, by the item's project and labels when the line last took it."),
         "triggers_fired": (
             "Decisions each trigger fired on this month, items joining an open page "
             "included; 0: the trigger never fired."),

@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
 )
 
-from router.db.tables import charges, decisions, items
+from router.db.tables import charges, decisions
 from router.reviews.periods import Month, nearest_rank
 
 D = decisions.c
@@ -91,22 +91,12 @@ def senders(conn: Connection, month: Month, cto: str) -> list[Sent]:
 
 
 def _reporters(conn: Connection, month: Month) -> list[Sent]:
-    """Count hand-backs whose assigner is not known by their item's reporter account
-    (read from the item's newest state: see router.reviews.rows.catch_all).
-
-    The hand-backs are counted per item first, so each item's state is parsed once
-    however often it came back.
-    """
-    per_item = (select(D.source, D.item_id, func.count().label("n"))
-                .where(in_month(month), D.handed_back.is_(True), D.assigner.is_(None))
-                .group_by(D.source, D.item_id).subquery())
-    stmt = (select(per_item.c.source, per_item.c.n, items.c.state)
-            .select_from(per_item.join(items, and_(items.c.source == per_item.c.source,
-                                                   items.c.item_id == per_item.c.item_id))))
-    counted: Counter[tuple[str, str | None]] = Counter()
-    for source, n, state in conn.execute(stmt):
-        counted[(source, orjson.loads(state).get("reporter"))] += n
-    return [Sent(source, who, True, n, reporter=True) for (source, who), n in counted.items()]
+    """Count hand-backs whose assigner is not known by the item's reporter account, as
+    the decision saw it."""
+    stmt = (select(D.source, D.reporter, func.count())
+            .where(in_month(month), D.handed_back.is_(True), D.assigner.is_(None))
+            .group_by(D.source, D.reporter))
+    return [Sent(source, who, True, n, reporter=True) for source, who, n in conn.execute(stmt)]
 
 
 def fired(conn: Connection, month: Month) -> Counter[str]:

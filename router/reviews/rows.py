@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, String, func, or_, select
 
-from router.db.tables import charges, decisions, escalation_items, escalations, items
+from router.db.tables import charges, decisions, escalation_items, escalations
 from router.reviews.figures import LATE, in_month
 from router.reviews.periods import Month
 
@@ -100,25 +100,31 @@ def exception_items(conn: Connection, month: Month) -> list[str]:
 
 
 def catch_all(conn: Connection, month: Month, line: str) -> tuple[Counter[str], Counter[str]]:
-    """Count the items only the catch-all `line` took, by project and by label, from
-    their newest state.
+    """Count the items only the catch-all `line` took, by project and by label, as the
+    note saw each item the last time the line took it in the month.
 
-    Each item's state is read once and parsed here: the databases parse the whole text
-    for every field taken from it (PostgreSQL's cast to JSON twice per item was most of
-    the review's time), and orjson reads it several times faster.
+    The decision's own copy, not the item's newest state: a label added in December
+    neither moves November's work nor changes November's review (router.reviews.kept).
     """
-    taken = (select(D.source, D.item_id).where(in_month(month), D.scope_line == line,
-                                              D.outcome != "ignore")
-             .distinct().subquery())
-    stmt = select(items.c.state).select_from(
-        taken.join(items, and_(items.c.source == taken.c.source,
-                               items.c.item_id == taken.c.item_id)))
+    # One row per item and way it looked (most items never change), not per decision:
+    # 61 ms against 87 ms for the 16,000 catch-all decisions of bench/report.py's month.
+    # The newest time only orders an item's rows: left as the driver reads it (SQLite's
+    # ISO text sorts as the time does), not made a datetime 16,000 times.
+    newest = func.max(D.event_at, type_=String)
+    stmt = (select(D.source, D.item_id, newest, D.project, D.labels)
+            .where(in_month(month), D.scope_line == line, D.outcome != "ignore")
+            .group_by(D.source, D.item_id, D.project, D.labels))
+    latest: dict[tuple[str, str], tuple[Any, str, str, str | None, str | None]] = {}
+    for source, item_id, at, project, labels in conn.execute(stmt):
+        last = (at, project or "", labels or "", project, labels)  # ties: the same each time
+        seen = latest.get((source, item_id))
+        if seen is None or last > seen:
+            latest[(source, item_id)] = last
     by_project: Counter[str] = Counter()
     by_label: Counter[str] = Counter()
-    for state in conn.execute(stmt).scalars():
-        item = orjson.loads(state)
-        by_project[item.get("project") or "(none)"] += 1
-        by_label.update(item.get("labels") or ())
+    for *_, project, labels in latest.values():
+        by_project[project or "(none)"] += 1
+        by_label.update(orjson.loads(labels) if labels else ())
     return by_project, by_label
 
 
