@@ -40,10 +40,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from router.reviews.monthly import monthly_report
+    from router.reviews.kept import month_review
     from router.reviews.render import monthly_csv, monthly_json, monthly_markdown
 
-    report = _read(args, monthly_report)
+    report = _read(args, month_review).report
     _print(args.format, monthly_markdown(report), monthly_json(report), monthly_csv(report))
     return 0
 

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 
 from router.reviews.exceptions import exception_log
-from router.reviews.monthly import monthly_report
+from router.reviews.kept import month_review
 from router.reviews.periods import BadMonth, Month, month_of
 from router.reviews.render import monthly_csv, monthly_json, monthly_markdown
 from router.reviews.render_log import log_csv, log_json, log_markdown
@@ -36,7 +36,7 @@ def reviews_api(engine: Engine, scope: Callable[[], Scope]) -> APIRouter:
         current = scope()
         span = _month(month, current)
         with engine.connect() as conn:
-            report = monthly_report(conn, current, span)
+            report = month_review(conn, current, span).report
         return _answer(request, lambda: monthly_markdown(report), lambda: monthly_json(report),
                        lambda: monthly_csv(report))
 

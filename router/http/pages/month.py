@@ -1,10 +1,10 @@
 """The monthly review page: the report `firstline report` prints, with plots, a month
 picker and every table as CSV.
 
-The figures are `router.reviews.monthly.monthly_report()`'s, the same object the CLI and
-the read API render; the page only arranges them. The one read of its own is the time
-to owner of each owned item, which the distribution plot draws (the report keeps only
-their median, 90th percentile and count).
+The figures are `router.reviews.kept.month_review()`'s, the same object the CLI and the
+read API render; the page only arranges them. With the report come the times to owner
+of each owned item, which the distribution plot draws (the report keeps only their
+median, 90th percentile and count).
 """
 
 from collections import Counter
@@ -21,8 +21,8 @@ from router.http.pages.openapi import SESSION, answers
 from router.http.pages.plots import DAYS, Plot, bars, distribution, weekly_hours
 from router.http.pages.render import HEADERS, Pages
 from router.reviews.definitions import monthly_definitions
-from router.reviews.figures import owner_minutes
-from router.reviews.monthly import MonthlyReport, monthly_report
+from router.reviews.kept import month_review
+from router.reviews.monthly import MonthlyReport
 from router.reviews.periods import BadMonth, Month, month_of, parse_month
 from router.reviews.render import csv_text, monthly_csv
 
@@ -101,16 +101,16 @@ def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
 
 
 def read_review(pages: Pages, text: str | None) -> Review:
-    """Compute the month's review (default: the last complete month); 422 for a month
-    that is not YYYY-MM."""
+    """Read the month's review (default: the last complete month) and lay it out; 422
+    for a month that is not YYYY-MM."""
     scope = pages.scope()
     try:
         month = month_of(text or None, scope.tz, scope.week_starts, pages.clock())
     except BadMonth as exc:
         raise HTTPException(422, str(exc)) from exc
     with pages.engine.connect() as conn:
-        minutes = owner_minutes(conn, month)
-        report = monthly_report(conn, scope, month, minutes)
+        reviewed = month_review(conn, scope, month)
+    report, minutes = reviewed.report, reviewed.owner_minutes
     plots = _plots(report, minutes, scope.tz, scope.week_starts)
     tables = [Table(name, p.title, "", p.headers, p.rows, p) for name, p in plots.items()]
     by_name = {t.name: t for t in [*tables, *_tables(report)]}
