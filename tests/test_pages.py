@@ -553,3 +553,36 @@ def test_a_table_longer_than_the_page_shows_shows_its_first_rows_and_its_csv_has
     assert f"The first 100 of {total} rows; the CSV below has every one." in page
     download = site.client.get("/month/catch-all.csv", params={"month": "2026-11"}).text
     assert len(list(csv.reader(io.StringIO(download)))) == 1 + total
+
+
+def test_the_summary_names_the_first_ten_of_the_ctos_own_exceptions(site: Site) -> None:
+    """Twelve items the CTO assigned to themself: the summary names ten and says how
+    many more the exception log has."""
+    template = orjson.loads((FIXTURES / "jira" / "issue_created.json").read_bytes())
+    cto = "5cedcb4355a88a0fc86388ba"  # the example note's CTO in Jira
+    rows = []
+    for n in range(12):
+        payload = copy.deepcopy(template)
+        issue = payload["issue"]
+        issue.update(id=str(710000 + n), key=f"SELF-{n + 1}")
+        issue["fields"]["project"]["key"] = "SELF"
+        issue["fields"]["assignee"] = {"accountId": cto}
+        payload["user"] = {"accountId": cto}
+        when = CLOCK - timedelta(hours=3, minutes=n)
+        payload["timestamp"] = int(when.timestamp() * 1000)
+        rows.append(Delivery("jira", f"self-assigned-{n}", None, "{}", orjson.dumps(payload),
+                             when))
+    with site.engine.begin() as conn:
+        insert_deliveries(conn, rows)
+    scope = load_scope(site.seeded.enforce_rules)[0]
+    Worker(site.engine, lambda: scope, lambda: CLOCK).drain()
+    report = month_report(site, "2026-11")
+    assert {f"SELF-{n}" for n in range(1, 13)} <= set(report.exception_items)
+
+    login(site.client, READER)
+    page = unescape(site.client.get("/month", params={"month": "2026-11"}).text)
+    summary = section(page, "summary")
+    named = ", ".join(report.exception_items[:10])
+    more = len(report.exception_items) - 10
+    assert f"{report.exceptions}: {named} and {more} more (the exception log" in summary
+    assert report.exception_items[10] not in summary

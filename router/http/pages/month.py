@@ -31,6 +31,7 @@ COUNT = "Items (count)"
 # Rows a table shows on the page; its CSV has them all. A month with thousands of
 # escalations read as a table nobody scrolls, and escaping it was most of the page's time.
 SHOWN = 100
+LISTED = 10  # the CTO's own exceptions named in the summary; the exception log has them all
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ def routes(router: APIRouter, pages: Pages, viewer: Any) -> None:
     def month_page(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Response:
         review = read_review(pages, request.query_params.get("month"))
         return pages.render(request, "month.html", who, {
-            "r": review.report, "tables": review.tables, "shown": SHOWN,
+            "r": review.report, "tables": review.tables, "shown": SHOWN, "listed": LISTED,
             "before": _shift(review.month, -1), "after": _shift(review.month, 1)})
 
     @router.get("/month/{table}.csv", responses=answers(*SESSION, 404, 422),
