@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, String, func, or_, select
+from sqlalchemy import Connection, func, or_, select
 
 from router.db.tables import charges, decisions, escalation_items, escalations
 from router.reviews.figures import LATE, in_month
@@ -105,26 +105,22 @@ def catch_all(conn: Connection, month: Month, line: str) -> tuple[Counter[str], 
 
     The decision's own copy, not the item's newest state: a label added in December
     neither moves November's work nor changes November's review (router.reviews.kept).
+    The database picks each item's last decision and counts the items per project and
+    set of labels, so a few rows come back, not one per item (bench/report.py's month:
+    57 ms against 64 ms on SQLite, 78 against 101 on PostgreSQL).
     """
-    # One row per item and way it looked (most items never change), not per decision:
-    # 61 ms against 87 ms for the 16,000 catch-all decisions of bench/report.py's month.
-    # The newest time only orders an item's rows: left as the driver reads it (SQLite's
-    # ISO text sorts as the time does), not made a datetime 16,000 times.
-    newest = func.max(D.event_at, type_=String)
-    stmt = (select(D.source, D.item_id, newest, D.project, D.labels)
-            .where(in_month(month), D.scope_line == line, D.outcome != "ignore")
-            .group_by(D.source, D.item_id, D.project, D.labels))
-    latest: dict[tuple[str, str], tuple[Any, str, str, str | None, str | None]] = {}
-    for source, item_id, at, project, labels in conn.execute(stmt):
-        last = (at, project or "", labels or "", project, labels)  # ties: the same each time
-        seen = latest.get((source, item_id))
-        if seen is None or last > seen:
-            latest[(source, item_id)] = last
+    last = func.row_number().over(partition_by=(D.source, D.item_id),
+                                  order_by=(D.event_at.desc(), D.project, D.labels))
+    taken = (select(D.project, D.labels, last.label("n"))
+             .where(in_month(month), D.scope_line == line, D.outcome != "ignore").subquery())
+    stmt = (select(taken.c.project, taken.c.labels, func.count())
+            .where(taken.c.n == 1).group_by(taken.c.project, taken.c.labels))
     by_project: Counter[str] = Counter()
     by_label: Counter[str] = Counter()
-    for *_, project, labels in latest.values():
-        by_project[project or "(none)"] += 1
-        by_label.update(orjson.loads(labels) if labels else ())
+    for project, labels, items in conn.execute(stmt):
+        by_project[project or "(none)"] += items
+        for label in orjson.loads(labels) if labels else ():
+            by_label[label] += items
     return by_project, by_label
 
 
