@@ -516,6 +516,32 @@ def month_report(site: Site, label: str) -> MonthlyReport:
         return monthly_report(conn, scope, month_of(label, scope.tz, scope.week_starts, CLOCK))
 
 
+def decide_jira_issues(site: Site, issues: list[tuple[int, str, dict[str, Any]]],
+                       sender: str | None = None) -> None:
+    """Store a Jira issue per (id, key, fields) made from the real `issue_created`
+    delivery, in the key's project, with those fields changed and sent by `sender` (an
+    account id; default: the fixture's), a minute apart from an hour before CLOCK; and
+    decide them."""
+    template = orjson.loads((FIXTURES / "jira" / "issue_created.json").read_bytes())
+    rows = []
+    for n, (issue_id, key, fields) in enumerate(issues):
+        payload = copy.deepcopy(template)
+        issue = payload["issue"]
+        issue.update(id=str(issue_id), key=key)
+        issue["fields"]["project"]["key"] = key.split("-")[0]
+        issue["fields"].update(fields)
+        if sender is not None:
+            payload["user"] = {"accountId": sender}
+        when = CLOCK - timedelta(hours=1, minutes=n)
+        payload["timestamp"] = int(when.timestamp() * 1000)
+        rows.append(Delivery("jira", f"issue-{issue_id}", None, "{}", orjson.dumps(payload),
+                             when))
+    with site.engine.begin() as conn:
+        insert_deliveries(conn, rows)
+    scope = load_scope(site.seeded.enforce_rules)[0]
+    Worker(site.engine, lambda: scope, lambda: CLOCK).drain()
+
+
 def table_rows(page: str, element_id: str) -> list[list[str]]:
     """Return the body rows of the table under the element with this id, as text."""
     body = section(page, element_id, "figure").split("<tbody>")[1].split("</tbody>")[0]
@@ -527,21 +553,7 @@ def test_a_table_longer_than_the_page_shows_shows_its_first_rows_and_its_csv_has
         site: Site) -> None:
     """A month with more catch-all projects than the page lists: 100 rows on the page,
     a line saying how many there are, every one in the table's CSV."""
-    template = orjson.loads((FIXTURES / "jira" / "issue_created.json").read_bytes())
-    rows = []
-    for n in range(120):
-        payload = copy.deepcopy(template)
-        issue = payload["issue"]
-        issue.update(id=str(700000 + n), key=f"P{n}-1")
-        issue["fields"]["project"]["key"] = f"P{n}"
-        when = CLOCK - timedelta(hours=1, minutes=n)
-        payload["timestamp"] = int(when.timestamp() * 1000)
-        rows.append(Delivery("jira", f"many-projects-{n}", None, "{}", orjson.dumps(payload),
-                             when))
-    with site.engine.begin() as conn:
-        insert_deliveries(conn, rows)
-    scope = load_scope(site.seeded.enforce_rules)[0]
-    Worker(site.engine, lambda: scope, lambda: CLOCK).drain()
+    decide_jira_issues(site, [(700000 + n, f"P{n}-1", {}) for n in range(120)])
     catch_all = month_report(site, "2026-11").catch_all
     assert catch_all is not None and len(catch_all.by_project) > 120
 
@@ -558,24 +570,9 @@ def test_a_table_longer_than_the_page_shows_shows_its_first_rows_and_its_csv_has
 def test_the_summary_names_the_first_ten_of_the_ctos_own_exceptions(site: Site) -> None:
     """Twelve items the CTO assigned to themself: the summary names ten and says how
     many more the exception log has."""
-    template = orjson.loads((FIXTURES / "jira" / "issue_created.json").read_bytes())
     cto = "5cedcb4355a88a0fc86388ba"  # the example note's CTO in Jira
-    rows = []
-    for n in range(12):
-        payload = copy.deepcopy(template)
-        issue = payload["issue"]
-        issue.update(id=str(710000 + n), key=f"SELF-{n + 1}")
-        issue["fields"]["project"]["key"] = "SELF"
-        issue["fields"]["assignee"] = {"accountId": cto}
-        payload["user"] = {"accountId": cto}
-        when = CLOCK - timedelta(hours=3, minutes=n)
-        payload["timestamp"] = int(when.timestamp() * 1000)
-        rows.append(Delivery("jira", f"self-assigned-{n}", None, "{}", orjson.dumps(payload),
-                             when))
-    with site.engine.begin() as conn:
-        insert_deliveries(conn, rows)
-    scope = load_scope(site.seeded.enforce_rules)[0]
-    Worker(site.engine, lambda: scope, lambda: CLOCK).drain()
+    decide_jira_issues(site, [(710000 + n, f"SELF-{n + 1}", {"assignee": {"accountId": cto}})
+                              for n in range(12)], sender=cto)
     report = month_report(site, "2026-11")
     assert {f"SELF-{n}" for n in range(1, 13)} <= set(report.exception_items)
 
