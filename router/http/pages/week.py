@@ -95,7 +95,6 @@ def week_context(pages: Pages) -> dict[str, Any]:
         open_count, opened = escalation_reads.open_escalations(conn, LISTED)
         members = escalation_reads.members(conn, [e.id for e in opened])
         back_count, back = week.handed_back(conn, start, end, LISTED_WEEK)
-        reported = week.reporters(conn, back)
         deferred_count, deferred = week.deferred(conn, start, end, LISTED_WEEK)
         backlog = health.backlog(conn)
         dead_count, dead = health.count_dead(conn), health.dead_actions(conn, LISTED)
@@ -107,7 +106,7 @@ def week_context(pages: Pages) -> dict[str, Any]:
         "week_start": this_week, "used": used, "cap": scope.cap_hours,
         "cap_plot": weekly_hours(weeks, scope.cap_hours, scope.note.cap.week_starts),
         "open": [(e, members[e.id]) for e in opened], "open_count": open_count,
-        "handed_back": [(d, _sender(scope, d, reported)) for d in back],
+        "handed_back": [(d, _sender(scope, d)) for d in back],
         "back_count": back_count,
         "deferred": deferred, "deferred_count": deferred_count,
         "week_query": f"since={this_week}&until={this_week + timedelta(days=6)}",
@@ -119,15 +118,14 @@ def week_context(pages: Pages) -> dict[str, Any]:
     }
 
 
-def _sender(scope: Scope, row: Any, reported: dict[tuple[str, str], str]) -> str:
-    """Say who put a handed-back item on the CTO: its assigner, else its reporter (as
-    the monthly review counts it), else that nobody knows."""
+def _sender(scope: Scope, row: Any) -> str:
+    """Say who put a handed-back item on the CTO: its assigner, else its reporter when it
+    was decided (as the monthly review counts it), else that nobody knows."""
     if row.assigner is not None:
         return str(row.assigner)
-    account = reported.get((row.source, row.item_id))
-    if account is None:
+    if row.reporter is None:
         return "unknown"
-    return f"{scope.person_for(row.source, account) or account} (reported it)"
+    return f"{scope.person_for(row.source, row.reporter) or row.reporter} (reported it)"
 
 
 def _target_key(target: str) -> str:
