@@ -419,7 +419,7 @@ def test_writes_send_json(httpx_mock: HTTPXMock) -> None:
 ])
 def test_the_proxy_comes_from_the_environment_as_httpx_clients_take_it(
         monkeypatch: pytest.MonkeyPatch, env: dict[str, str], proxy: str | None) -> None:
-    from adapters.github.outbound import _env_proxy
+    from adapters.github.client import _env_proxy
 
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy",
                  "http_proxy", "all_proxy", "no_proxy"):

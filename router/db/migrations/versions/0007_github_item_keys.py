@@ -3,7 +3,7 @@
 GitHub items were keyed by `issue.id` or `pull_request.id`, so a pull request was two
 items: one from `pull_request` events (`pull_request.id`) and one from `issue_comment`
 events (`issue.id`). Both kinds of event carry the repository id and the number, which
-now key the item (adapters.github.inbound.item_id).
+now key the item (adapters.github.items.item_id).
 
 The old id of each item is mapped to its new one from the raw deliveries kept in
 `inbox` (every GitHub item delivery names the repository id, the number and the old
