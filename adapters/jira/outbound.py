@@ -1,26 +1,15 @@
-"""Outbound: act in jira.
+"""Outbound: act on Jira issues (assign, unassign, comment, label, file a review issue).
 
-Jira Cloud REST API v2, through the `jira` package's session (auth, TLS settings and
-timeouts in one place). The client is built on first use with get_server_info=False, so
-nothing touches the network at start-up, and with max_retries=0: its session would
-otherwise retry 429/503 itself and sleep, hiding Retry-After from firstline's retrier.
-Requests go to the session directly because `assign_issue` picks its user by a fuzzy
-search (pycontribs/jira#1284) and `add_comment` cannot attach a comment property.
+The actions and the reads each makes before it writes live here; sending a request and
+classifying Jira's answer live in `client`, so each action reads as the steps it takes.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
-
-import requests
-from jira import JIRA, JIRAError
-from jira.resilientsession import parse_error_msg
 
 from adapters.base import (
     Created,
@@ -28,19 +17,16 @@ from adapters.base import (
     Result,
     Stop,
     marker,
-    retry_after_value,
     review_label,
-    scrubbed,
 )
-from adapters.jira.inbound import _account
+from adapters.jira.client import JiraClient, read_json, what
+from adapters.jira.issue import account_id
 from router.settings import Settings
 
 TIMEOUT = 10.0  # seconds, on every call
 COMMENT_PROPERTY = "firstline"  # comment property key holding {"action": <outbox id>}
-_API = "/rest/api/2"
 _COMMENTS_PER_PAGE = 100
 _IDS_PER_LOOKUP = 100  # ids per POST /comment/list (the API takes up to 1000)
-_RETRYABLE = frozenset({408, 429})
 
 
 class JiraOutbound:
@@ -53,13 +39,7 @@ class JiraOutbound:
     def __init__(
         self, settings: Settings, timeout: float = TIMEOUT, clock: Callable[[], float] = time.time
     ) -> None:
-        self._server = settings.jira_url.rstrip("/")
-        self._email = settings.jira_email
-        self._token = settings.jira_api_token
-        self._timeout = timeout
-        self._clock = clock
-        self._session: requests.Session | None = None
-        self._lock = threading.Lock()
+        self._api = JiraClient(settings, timeout, clock)
 
     @property
     def actions(self) -> frozenset[str]:
@@ -70,17 +50,16 @@ class JiraOutbound:
         """Perform one action; vendor trouble becomes a Result, never an exception."""
         handler = _HANDLERS.get(action.type)
         if handler is None:
-            return Result("permanent", f"{_what(action)}: not a Jira action")
+            return Result("permanent", f"{what(action)}: not a Jira action")
         try:
             result = handler(self, action)
         except Stop as stop:
             result = stop.result
-        return self._scrubbed(result)
+        return self._api.scrubbed(result)
 
     def close(self) -> None:
         """Close the HTTP session, if one was opened."""
-        if self._session is not None:
-            self._session.close()
+        self._api.close()
 
     # -- actions ------------------------------------------------------------------
 
@@ -89,30 +68,32 @@ class JiraOutbound:
         account = _required(action, action.account, "account")
         current = self._assignee(action)
         if current == account:
-            return Result("ok", f"{_what(action)}: already assigned to {account}")
+            return Result("ok", f"{what(action)}: already assigned to {account}")
         if current is not None and current not in action.remove:
-            return Result("ok", f"{_what(action)}: left alone, {current} was assigned since")
-        self._call(action, "PUT", f"issue/{_issue(action)}/assignee", body={"accountId": account})
-        return Result("ok", f"{_what(action)}: assigned to {account}")
+            return Result("ok", f"{what(action)}: left alone, {current} was assigned since")
+        self._api.call(
+            action, "PUT", f"issue/{_issue(action)}/assignee", body={"accountId": account}
+        )
+        return Result("ok", f"{what(action)}: assigned to {account}")
 
     def _unassign(self, action: OutboundAction) -> Result:
         """Clear the assignee, but only while it is one of the accounts to remove."""
         current = self._assignee(action)
         if current is None or current not in action.remove:
-            return Result("ok", f"{_what(action)}: none of {list(action.remove)} is assigned")
-        self._call(action, "PUT", f"issue/{_issue(action)}/assignee", body={"accountId": None})
-        return Result("ok", f"{_what(action)}: unassigned {current}")
+            return Result("ok", f"{what(action)}: none of {list(action.remove)} is assigned")
+        self._api.call(action, "PUT", f"issue/{_issue(action)}/assignee", body={"accountId": None})
+        return Result("ok", f"{what(action)}: unassigned {current}")
 
     def _comment(self, action: OutboundAction) -> Result:
         """Add the comment unless an earlier attempt already did (its property says so;
         a first try has nothing to look for)."""
         text = _required(action, action.text, "text")
         if not action.first_try and self._commented(action):
-            return Result("ok", f"{_what(action)}: already commented")
+            return Result("ok", f"{what(action)}: already commented")
         prop = {"key": COMMENT_PROPERTY, "value": {"action": action.id}}
         body = {"body": text, "properties": [prop]}
-        self._call(action, "POST", f"issue/{_issue(action)}/comment", body=body)
-        return Result("ok", f"{_what(action)}: commented")
+        self._api.call(action, "POST", f"issue/{_issue(action)}/comment", body=body)
+        return Result("ok", f"{what(action)}: commented")
 
     def _label(self, action: OutboundAction) -> Result:
         """Add the label if the issue does not carry it yet (compared ignoring case)."""
@@ -120,10 +101,10 @@ class JiraOutbound:
         fields = self._fields(action, "labels")
         labels = fields.get("labels")
         if isinstance(labels, list) and label.casefold() in (str(x).casefold() for x in labels):
-            return Result("ok", f"{_what(action)}: already labelled {label}")
+            return Result("ok", f"{what(action)}: already labelled {label}")
         body = {"update": {"labels": [{"add": label}]}}
-        self._call(action, "PUT", f"issue/{_issue(action)}", body=body)
-        return Result("ok", f"{_what(action)}: labelled {label}")
+        self._api.call(action, "PUT", f"issue/{_issue(action)}", body=body)
+        return Result("ok", f"{what(action)}: labelled {label}")
 
     def _file_review(self, action: OutboundAction) -> Result:
         """Create the review issue in `target.project` (issue type `target.kind`), assigned
@@ -146,19 +127,19 @@ class JiraOutbound:
                 fields["assignee"] = {"accountId": action.account}
             body = {"fields": fields,
                     "properties": [{"key": COMMENT_PROPERTY, "value": {"action": action.id}}]}
-            answer = _json(action, self._call(action, "POST", "issue", body=body))
+            answer = read_json(action, self._api.call(action, "POST", "issue", body=body))
             key = answer.get("key") if isinstance(answer, dict) else None
             if not isinstance(key, str) or not key:
-                raise Stop(Result("retryable", f"{_what(action)}: Jira did not say which "
+                raise Stop(Result("retryable", f"{what(action)}: Jira did not say which "
                                                "issue it created"))
-        created = Created(key, f"{self._server}/browse/{key}")
-        return Result("ok", f"{_what(action)}: filed {key}", created=created)
+        created = Created(key, f"{self._api.server}/browse/{key}")
+        return Result("ok", f"{what(action)}: filed {key}", created=created)
 
     def _find_review(self, action: OutboundAction, project: str, label: str) -> str | None:
         """Return the key of the project's issue carrying the review's label, or None."""
         jql = f"project = {_quoted(project)} AND labels = {_quoted(label)}"
-        data = _json(action, self._call(action, "GET", "search/jql",
-                                        params={"jql": jql, "fields": "summary"}))
+        data = read_json(action, self._api.call(action, "GET", "search/jql",
+                                                params={"jql": jql, "fields": "summary"}))
         found = data.get("issues") if isinstance(data, dict) else None
         for issue in found if isinstance(found, list) else ():
             if isinstance(issue, dict) and isinstance(issue.get("key"), str):
@@ -169,16 +150,18 @@ class JiraOutbound:
 
     def _fields(self, action: OutboundAction, fields: str) -> dict[str, Any]:
         """Read some fields of the issue (`GET /issue/{id}?fields=...`)."""
-        response = self._call(action, "GET", f"issue/{_issue(action)}", params={"fields": fields})
-        data = _json(action, response)
+        response = self._api.call(
+            action, "GET", f"issue/{_issue(action)}", params={"fields": fields}
+        )
+        data = read_json(action, response)
         found = data.get("fields") if isinstance(data, dict) else None
         if not isinstance(found, dict):
-            raise Stop(Result("permanent", f"{_what(action)}: Jira sent an issue without fields"))
+            raise Stop(Result("permanent", f"{what(action)}: Jira sent an issue without fields"))
         return found
 
     def _assignee(self, action: OutboundAction) -> str | None:
         """Return the current assignee's accountId, or None when unassigned."""
-        return _account(self._fields(action, "assignee").get("assignee"))
+        return account_id(self._fields(action, "assignee").get("assignee"))
 
     def _commented(self, action: OutboundAction) -> bool:
         """Tell whether a comment on the issue carries this action's property.
@@ -195,10 +178,10 @@ class JiraOutbound:
     def _lookup(self, action: OutboundAction, ids: list[int]) -> bool:
         """Look comments up by id with their properties; ask again for any a short page left."""
         while ids:
-            response = self._call(
+            response = self._api.call(
                 action, "POST", "comment/list", params={"expand": "properties"}, body={"ids": ids}
             )
-            data = _json(action, response)
+            data = read_json(action, response)
             data = data if isinstance(data, dict) else {}
             values = data.get("values")
             values = [c for c in values if isinstance(c, dict)] if isinstance(values, list) else []
@@ -216,7 +199,7 @@ class JiraOutbound:
         start = 0
         while True:
             params = {"startAt": str(start), "maxResults": str(_COMMENTS_PER_PAGE)}
-            data = _json(action, self._call(
+            data = read_json(action, self._api.call(
                 action, "GET", f"issue/{_issue(action)}/comment", params=params
             ))
             page = data.get("comments") if isinstance(data, dict) else None
@@ -228,87 +211,6 @@ class JiraOutbound:
             total = data.get("total")
             if not isinstance(total, int) or start >= total:
                 return ids
-
-    # -- HTTP ---------------------------------------------------------------------
-
-    def _client(self, action: OutboundAction) -> requests.Session:
-        """Build the `jira` client's session on first use; refuse when unconfigured."""
-        if self._email is None or self._token is None:
-            raise Stop(Result(
-                "permanent",
-                f"{_what(action)}: FIRSTLINE_JIRA_EMAIL and FIRSTLINE_JIRA_API_TOKEN are not set",
-            ))
-        with self._lock:
-            if self._session is None:
-                client = JIRA(
-                    server=self._server,
-                    basic_auth=(self._email, self._token.get_secret_value()),
-                    get_server_info=False,
-                    max_retries=0,
-                    timeout=self._timeout,
-                )
-                self._session = client._session
-            return self._session
-
-    def _call(
-        self,
-        action: OutboundAction,
-        method: str,
-        path: str,
-        params: dict[str, str] | None = None,
-        body: Any = None,
-    ) -> requests.Response:
-        """Send one request; a refusal or transport failure stops the action with a Result.
-
-        Only reads follow redirects: a redirected POST can turn into a GET and look like
-        success, so a write that is redirected stops as permanent, naming where to.
-        """
-        session = self._client(action)
-        url = f"{self._server}{_API}/{path}"
-        data = json.dumps(body) if body is not None else None
-        where = f"{method} {_API}/{path}"
-        try:
-            response = session.request(
-                method, url, params=params, data=data, allow_redirects=method == "GET"
-            )
-        except JIRAError as exc:
-            raise Stop(self._refusal(action, where, exc)) from None
-        except requests.exceptions.Timeout:
-            detail = f"{_what(action)}: Jira did not answer {where} within {self._timeout:g}s"
-            raise Stop(Result("retryable", detail)) from None
-        except requests.exceptions.ConnectionError as exc:
-            detail = f"{_what(action)}: could not reach Jira for {where}: {type(exc).__name__}"
-            raise Stop(Result("retryable", detail)) from None
-        except requests.exceptions.RequestException as exc:
-            detail = f"{_what(action)}: {where} failed: {type(exc).__name__}"
-            raise Stop(Result("permanent", detail)) from None
-        if response.is_redirect:
-            moved = response.headers.get("Location", "somewhere else")
-            detail = f"{_what(action)}: Jira redirected {where} to {moved}"
-            raise Stop(Result("permanent", detail))
-        return response
-
-    def _refusal(self, action: OutboundAction, where: str, exc: JIRAError) -> Result:
-        """Classify an HTTP refusal: 408, 429 and 5xx are retryable, other 4xx permanent.
-
-        Built from the status and Jira's error messages only: `str(JIRAError)` carries
-        request headers and bodies.
-        """
-        status, response = exc.status_code, exc.response
-        message = parse_error_msg(response) if response is not None else ""
-        detail = f"{_what(action)}: Jira answered {status} to {where}"
-        detail = f"{detail}: {message}" if message else detail
-        if status is None or status in _RETRYABLE or status >= 500:
-            headers = response.headers if response is not None else {}
-            wait = retry_after_value(headers.get("Retry-After"), self._clock())
-            if wait is None and status == 429:
-                wait = _reset_in(headers.get("X-RateLimit-Reset"), self._clock())
-            return Result("retryable", detail, retry_after=wait)
-        return Result("permanent", detail)
-
-    def _scrubbed(self, result: Result) -> Result:
-        """Make sure the API token never leaves in a detail, whatever Jira echoed."""
-        return scrubbed(result, [self._token.get_secret_value() if self._token else ""])
 
 
 _Handler = Callable[[JiraOutbound, OutboundAction], Result]
@@ -326,11 +228,6 @@ def outbound(settings: Settings, timeout: float = TIMEOUT) -> JiraOutbound:
     return JiraOutbound(settings, timeout=timeout)
 
 
-def _what(action: OutboundAction) -> str:
-    """Name the action and the issue it is about, for Result details."""
-    return f"{action.type} {action.target.key}"
-
-
 def _issue(action: OutboundAction) -> str:
     """Return the issue's immutable id for URLs (keys change when issues move)."""
     return quote(action.target.id or action.target.key, safe="")
@@ -339,22 +236,13 @@ def _issue(action: OutboundAction) -> str:
 def _required(action: OutboundAction, value: str | None, field: str) -> str:
     """Return a field the action cannot do without, or stop it as permanent."""
     if not value:
-        raise Stop(Result("permanent", f"{_what(action)}: the action has no {field}"))
+        raise Stop(Result("permanent", f"{what(action)}: the action has no {field}"))
     return value
 
 
 def _quoted(value: str) -> str:
     """Quote a value for JQL."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _json(action: OutboundAction, response: requests.Response) -> Any:
-    """Decode a JSON answer; anything else means this is not the Jira API answering."""
-    try:
-        return response.json()
-    except ValueError:
-        detail = f"{_what(action)}: Jira answered {response.status_code} without JSON"
-        raise Stop(Result("permanent", detail)) from None
 
 
 def _carries(comment: Any, action_id: int) -> bool:
@@ -368,14 +256,3 @@ def _carries(comment: Any, action_id: int) -> bool:
             return True
     return False
 
-
-def _reset_in(value: str | None, now: float) -> float | None:
-    """Read Jira's X-RateLimit-Reset (ISO 8601, e.g. `2026-11-21T19:45Z`) as seconds."""
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
