@@ -1,11 +1,12 @@
 """A payload cannot steer firstline's calls to another host (SPEC §7: outbound calls go
 only to the configured base URLs).
 
-Audit of adapters/*/outbound.py: requests are built from the configured base URL and
-the item's id or key only (Jira `issue/{quoted id}`, GitHub `/repos/{owner}/{repo}/issues/
-{n}` from the key's strict pattern, PagerDuty `/incidents/{quoted id}`, Linear one GraphQL
-endpoint with variables); payload URLs (`self`, `url`, `html_url`, ...) end up only in
-links for people (the item's `url`, the page's links, the dashboard's links to the item).
+Audit of adapters/*/outbound.py and of the Jira and Linear client.py: requests are built
+from the configured base URL and the item's id or key only (Jira `issue/{quoted id}`,
+GitHub `/repos/{owner}/{repo}/issues/{n}` from the key's strict pattern, PagerDuty
+`/incidents/{quoted id}`, Linear one GraphQL endpoint with variables); payload URLs
+(`self`, `url`, `html_url`, ...) end up only in links for people (the item's `url`, the
+page's links, the dashboard's links to the item).
 Here every URL in real deliveries is pointed at a second local server, which must
 receive nothing, neither from the first attempts nor from the dashboard's retries.
 """

@@ -1,26 +1,25 @@
 """Linear, inbound: verify `Linear-Signature` and the delivery's age, parse a webhook.
 
-Both directions of one vendor: `inbound` verifies and parses webhooks (pure), `outbound`
-performs actions through the vendor's API.
+Both directions of one vendor: `inbound` verifies and parses webhooks (pure; the issue's
+fields are read in `issue`), `outbound` performs actions through the vendor's API (its
+GraphQL operations, each call and its failures in `client`).
 """
 
 from adapters.base import retry_after
+from adapters.linear.client import RATE_LIMITED, RESET_HEADER, linear_retry_after
 from adapters.linear.inbound import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     adapter,
-    default_severity,
     delivery_id,
     parse,
     verify,
 )
+from adapters.linear.issue import default_severity
 from adapters.linear.outbound import (
-    RATE_LIMITED,
-    RESET_HEADER,
     TIMEOUT,
     LinearOutbound,
     comment_id,
-    linear_retry_after,
     outbound,
 )
 
