@@ -1,25 +1,19 @@
 """Jira Cloud. Inbound: verify `X-Hub-Signature`, read the delivery id, parse a webhook.
 
-Both directions of one vendor: `inbound` verifies and parses webhooks (pure; the issue's
-fields are read in `issue`, its changelog in `changelog`), `outbound` performs actions
-through the vendor's API (each request and its failures in `client`).
+Both directions of one vendor: `inbound` parses webhooks (pure; `signature` checks their
+headers, `items` reads the issue's fields, `changelog` what an update changed), `outbound`
+performs actions through the vendor's API (`client` sends each request).
 """
 
-from adapters.jira.inbound import (
-    DELIVERY_HEADER,
-    SIGNATURE_HEADER,
-    adapter,
-    delivery_id,
-    parse,
-    verify,
-)
-from adapters.jira.issue import default_severity
+from adapters.jira.inbound import adapter, parse
+from adapters.jira.items import default_severity
 from adapters.jira.outbound import (
     COMMENT_PROPERTY,
     TIMEOUT,
     JiraOutbound,
     outbound,
 )
+from adapters.jira.signature import DELIVERY_HEADER, SIGNATURE_HEADER, delivery_id, verify
 
 __all__ = [
     "COMMENT_PROPERTY",

@@ -1,4 +1,4 @@
-"""Jira Cloud. Inbound: verify `X-Hub-Signature`, read the delivery id, parse a webhook.
+"""Jira Cloud. Inbound: parse a webhook (`signature` verifies it and reads its delivery id).
 
 Jira puts its event type in the body (`webhookEvent`), so `parse()` ignores the header
 argument. Issue events (`jira:issue_created`/`_updated`/`_deleted`) carry the full issue
@@ -10,8 +10,9 @@ issue at all (projects, sprints, versions...) are ignored.
 Parsing is plain dict access: `parse()` runs about a hundred thousand times a second in
 `replay`, so there is no schema layer here.
 
-Signatures and the event's envelope are read here; the issue's own fields in `issue`,
-what an update changed in `changelog`, so each module knows one part of Jira's format.
+The event's envelope (its type, actor, the issue it names) is read here; the issue's own
+fields in `items`, what an update changed in `changelog`, so each module knows one part
+of Jira's format.
 
 Outbound, `outbound(settings)` returns a `JiraOutbound` that performs its actions
 through REST API v2 (see `outbound` and `client`).
@@ -19,72 +20,17 @@ through REST API v2 (see `outbound` and `client`).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime
 from typing import Any
 
-from adapters.base import (
-    Headers,
-    InboundAdapter,
-    SignatureError,
-    VerifyContext,
-    optional_time,
-)
+from adapters.base import InboundAdapter, optional_time
 from adapters.jira.changelog import COMMENT_SUMMARY, assignment, changelog_items, summary
-from adapters.jira.issue import account_id, opt_str, required_str, work_item
+from adapters.jira.items import account_id, opt_str, required_str, work_item
+from adapters.jira.signature import delivery_id, verify
 from router.core.model import Event, ItemRef, PayloadError
-
-SIGNATURE_HEADER = "x-hub-signature"
-DELIVERY_HEADER = "x-atlassian-webhook-identifier"
-
-# WebSub `method=signature`: Jira Cloud sends sha256; Data Center documents sha256 as the
-# default algorithm, so the other SHA-2 sizes are accepted too. sha1 is not.
-_ALGORITHMS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 # Fields a full issue has and the slim issue of a comment event lacks.
 _FULL_ISSUE_FIELDS = ("status", "created", "updated")
-
-
-# -- verify -------------------------------------------------------------------------
-
-
-def verify(body: bytes, headers: Headers, ctx: VerifyContext) -> None:
-    """Refuse a delivery unless `X-Hub-Signature` is an HMAC of the body under a secret.
-
-    The header reads `sha256=<hex>` (WebSub `method=signature`). Every configured secret
-    is tried, so a secret can be rotated without dropping deliveries.
-    """
-    header = headers.get(SIGNATURE_HEADER)
-    if not header:
-        raise SignatureError("jira: X-Hub-Signature header is missing")
-    method, sep, received = header.strip().partition("=")
-    digestmod = _ALGORITHMS.get(method.lower())
-    if not sep or digestmod is None:
-        raise SignatureError("jira: X-Hub-Signature is malformed (expected sha256=<hex>)")
-    received = received.lower()
-    if len(received) != 2 * digestmod().digest_size or not _is_hex(received):
-        raise SignatureError("jira: X-Hub-Signature is malformed (expected sha256=<hex>)")
-    if not ctx.secrets:
-        raise SignatureError("jira: no webhook secret is configured")
-    for secret in ctx.secrets:
-        expected = hmac.new(secret, body, digestmod).hexdigest()
-        if hmac.compare_digest(expected, received):
-            return
-    raise SignatureError("jira: X-Hub-Signature matches none of the configured secrets")
-
-
-def _is_hex(text: str) -> bool:
-    """Tell whether text is lower-case hex, so a malformed header is named as such."""
-    return all(c in "0123456789abcdef" for c in text)
-
-
-def delivery_id(headers: Headers) -> str | None:
-    """Return Jira's delivery id, which stays the same across retries of one delivery."""
-    return headers.get(DELIVERY_HEADER) or None
-
-
-# -- parse --------------------------------------------------------------------------
 
 
 def parse(payload: Any, event_type: str | None) -> Event:

@@ -20,7 +20,7 @@ from adapters.base import (
     review_label,
 )
 from adapters.jira.client import JiraClient, read_json, what
-from adapters.jira.issue import account_id
+from adapters.jira.items import account_id
 from router.settings import Settings
 
 TIMEOUT = 10.0  # seconds, on every call

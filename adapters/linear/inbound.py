@@ -1,4 +1,4 @@
-"""Linear, inbound: verify `Linear-Signature` and the delivery's age, parse a webhook.
+"""Linear, inbound: parse a webhook (`signature` verifies it, its age and its delivery id).
 
 Linear puts its event type in the body (`type` and `action`), so `parse()` ignores the
 header argument. Only `type: "Issue"` carries an issue's state and becomes a `WorkItem`;
@@ -8,8 +8,9 @@ data points at one.
 Parsing is plain dict access: `parse()` runs about a hundred thousand times a second in
 `replay`, so there is no schema layer here.
 
-Signatures, the envelope and what an update changed (`updatedFrom`) are read here; the
-issue's own fields in `issue`, so each module knows one part of Linear's format.
+The envelope (type, actor, the issue it names) and what an update changed
+(`updatedFrom`) are read here; the issue's own fields in `items`, so each module knows
+one part of Linear's format.
 
 Outbound, `LinearOutbound.perform()` assigns, unassigns, comments, labels and files
 review issues through the GraphQL API with httpx (see `outbound` and `client`);
@@ -18,81 +19,15 @@ review issues through the GraphQL API with httpx (see `outbound` and `client`);
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Any
 
-import orjson
-
-from adapters.base import (
-    Headers,
-    InboundAdapter,
-    SignatureError,
-    VerifyContext,
-)
-from adapters.linear.issue import id_of, key_from_url, opt_str, opt_time, priority_name, work_item
+from adapters.base import InboundAdapter
+from adapters.linear.items import id_of, key_from_url, opt_str, opt_time, priority_name, work_item
+from adapters.linear.signature import delivery_id, verify
 from router.core.model import Event, ItemRef, PayloadError
-
-SIGNATURE_HEADER = "linear-signature"
-DELIVERY_HEADER = "linear-delivery"
 
 # Linear's own names for its priority numbers, for summaries of a priority change.
 _PRIORITY_LABEL = {0: "No priority", 1: "Urgent", 2: "High", 3: "Medium", 4: "Low"}
-
-
-# -- verify -------------------------------------------------------------------------
-
-
-def verify(body: bytes, headers: Headers, ctx: VerifyContext) -> None:
-    """Refuse a delivery unless `Linear-Signature` matches a secret and it is recent.
-
-    The header is the hex HMAC-SHA256 of the raw body; every configured secret is tried
-    so a secret can be rotated. The body's `webhookTimestamp` (ms) must lie within
-    `ctx.max_age` seconds of `ctx.now`, so a captured delivery cannot be replayed later.
-    The age is checked only after the signature, when the timestamp can be trusted.
-    """
-    received = (headers.get(SIGNATURE_HEADER) or "").strip().lower()
-    if not received:
-        raise SignatureError("linear: Linear-Signature header is missing")
-    if len(received) != 64 or not all(c in "0123456789abcdef" for c in received):
-        raise SignatureError("linear: Linear-Signature is malformed (expected 64 hex digits)")
-    if not ctx.secrets:
-        raise SignatureError("linear: no webhook secret is configured")
-    if not any(
-        hmac.compare_digest(hmac.new(s, body, hashlib.sha256).hexdigest(), received)
-        for s in ctx.secrets
-    ):
-        raise SignatureError("linear: Linear-Signature matches none of the configured secrets")
-    _check_age(body, ctx)
-
-
-def _check_age(body: bytes, ctx: VerifyContext) -> None:
-    """Refuse a signed delivery whose `webhookTimestamp` is missing or too far from now.
-
-    A signed body that is not JSON raises PayloadError instead: it is bad input (400),
-    not a bad signature.
-    """
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"linear: body is not JSON: {exc}") from exc
-    stamp = payload.get("webhookTimestamp") if isinstance(payload, dict) else None
-    if not isinstance(stamp, int | float) or isinstance(stamp, bool):
-        raise SignatureError("linear: webhookTimestamp is missing, so the age is unknown")
-    age = abs(ctx.now - stamp / 1000.0)
-    if age > ctx.max_age:
-        raise SignatureError(
-            f"linear: delivery is stale: webhookTimestamp is {age:.0f} s from now "
-            f"(limit {ctx.max_age:.0f} s)"
-        )
-
-
-def delivery_id(headers: Headers) -> str | None:
-    """Return Linear's delivery id; the caller falls back to a body hash without one."""
-    return headers.get(DELIVERY_HEADER) or None
-
-
-# -- parse --------------------------------------------------------------------------
 
 
 def parse(payload: Any, event_type: str | None) -> Event:
