@@ -30,7 +30,8 @@ _IDS_PER_LOOKUP = 100  # ids per POST /comment/list (the API takes up to 1000)
 
 
 class JiraOutbound:
-    """Assign, unassign, comment and label Jira issues, each at most once in effect.
+    """Assign, unassign, comment and label Jira issues, and file review tickets, each
+    at most once in effect.
 
     Every action reads before it writes (the assignee, the labels, the comments'
     `firstline` property), so a retry after a crash finds its own earlier work.

@@ -45,7 +45,8 @@ TIMEOUT = 10.0  # seconds, on every call
 
 
 class LinearOutbound:
-    """Perform outbox actions on Linear issues (assign, unassign, comment, label)."""
+    """Perform outbox actions on Linear issues (assign, unassign, comment, label) and
+    file review tickets."""
 
     def __init__(self, api_url: str, api_key: SecretStr | None,
                  transport: httpx.BaseTransport | None = None, timeout: float = TIMEOUT,
