@@ -59,7 +59,7 @@ class GitHubClient:
         the *_PROXY/NO_PROXY variables.
         """
         if self._token is None:
-            raise Stop(Result("permanent", f"{_what(action)}: FIRSTLINE_GITHUB_TOKEN is not set"))
+            raise Stop(Result("permanent", f"{what(action)}: FIRSTLINE_GITHUB_TOKEN is not set"))
         with self._lock:
             if self._http is None:
                 proxy = _env_proxy(self._base)
@@ -97,13 +97,13 @@ class GitHubClient:
                 credentials = credentials and _same_origin(moved, target)
                 target = moved
         except httpx.TimeoutException:
-            detail = f"{_what(action)}: GitHub did not answer {where} within {self._timeout:g}s"
+            detail = f"{what(action)}: GitHub did not answer {where} within {self._timeout:g}s"
             raise Stop(Result("retryable", detail)) from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError) as exc:
-            detail = f"{_what(action)}: cannot send {where}: {exc}"
+            detail = f"{what(action)}: cannot send {where}: {exc}"
             raise Stop(Result("permanent", detail)) from None
         except httpx.TransportError as exc:
-            detail = f"{_what(action)}: could not reach GitHub for {where}: {type(exc).__name__}"
+            detail = f"{what(action)}: could not reach GitHub for {where}: {type(exc).__name__}"
             raise Stop(Result("retryable", detail)) from None
         if response.is_success:
             return response
@@ -131,7 +131,7 @@ class GitHubClient:
         """
         status, headers = response.status_code, response.headers
         message = _error_message(response)
-        detail = f"{_what(action)}: GitHub answered {status} to {where}"
+        detail = f"{what(action)}: GitHub answered {status} to {where}"
         detail = f"{detail}: {message}" if message else detail
         now = self._clock()
         wait = retry_after_value(headers.get("retry-after"), now)
@@ -152,14 +152,14 @@ class GitHubClient:
         try:
             return response.json()
         except ValueError:
-            detail = f"{_what(action)}: GitHub answered {response.status_code} without JSON"
+            detail = f"{what(action)}: GitHub answered {response.status_code} without JSON"
             raise Stop(Result("permanent", detail)) from None
 
     def _object(self, action: OutboundAction, response: httpx.Response) -> dict[str, Any]:
         """Decode a JSON object (an issue); any other shape is not what GitHub documents."""
         data = self._json(action, response)
         if not isinstance(data, dict):
-            detail = f"{_what(action)}: GitHub answered {response.status_code} without an object"
+            detail = f"{what(action)}: GitHub answered {response.status_code} without an object"
             raise Stop(Result("permanent", detail))
         return data
 
@@ -168,7 +168,7 @@ class GitHubClient:
         return scrubbed(result, [self._token.get_secret_value() if self._token else ""])
 
 
-def _what(action: OutboundAction) -> str:
+def what(action: OutboundAction) -> str:
     """Name the action and the item it is about, for Result details."""
     return f"{action.type} {action.target.key}"
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.base import InboundAdapter, parse_time
-from adapters.github.items import JSON, _login, _object, _work_item
+from adapters.github.items import JSON, login_of, required_object, work_item
 from adapters.github.signature import delivery_id, verify
 from router.core.model import Event, Kind, PayloadError
 
@@ -100,7 +100,7 @@ def parse(payload: Any, event_type: str | None) -> Event:
     action = body.get("action")
     action = action if isinstance(action, str) else None
     full_type = f"{name}.{action}" if action else name
-    actor = _login(body.get("sender"))
+    actor = login_of(body.get("sender"))
     item_key = ITEM_EVENTS.get(name)
     if item_key is None:
         return Event(
@@ -130,15 +130,15 @@ def _item_event(
     body: JSON, name: str, item_key: str, action: str | None, full_type: str, actor: str | None
 ) -> Event:
     """Build the Event for an issue or pull request delivery, with the item's state."""
-    obj = _object(body, item_key, name)
+    obj = required_object(body, item_key, name)
     on_pr = item_key == "pull_request" or obj.get("pull_request") is not None
     kind: Kind = "pull_request" if on_pr else "ticket"
     # Only `issues` actions act on the item itself; a deleted comment leaves its issue be.
     removed = name == "issues" and action in _REMOVAL_ACTIONS
-    changed = _login(body.get("assignee")) if name in _ASSIGNING_EVENTS else None
+    changed = login_of(body.get("assignee")) if name in _ASSIGNING_EVENTS else None
     assigned = (changed,) if action == "assigned" and changed else ()
     unassigned = (changed,) if action == "unassigned" and changed else ()
-    item = _work_item(body, name, obj, item_key, kind, removed, assigned, unassigned)
+    item = work_item(body, name, obj, item_key, kind, removed, assigned, unassigned)
     return Event(
         source="github",
         event_type=full_type,
@@ -182,7 +182,7 @@ def _summary(body: JSON, name: str, action: str | None, obj: JSON) -> str:
     if name != "issues" and name != "pull_request":
         return f"{name.replace('_', ' ')} {action or ''}".strip()
     if action in ("assigned", "unassigned"):
-        who = _login(body.get("assignee")) or "someone"
+        who = login_of(body.get("assignee")) or "someone"
         return f"assigned to {who}" if action == "assigned" else f"unassigned {who}"
     if action in ("labeled", "unlabeled"):
         label = body.get("label")

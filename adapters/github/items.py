@@ -2,7 +2,7 @@
 
 Every event that carries an item holds the same object, so one reading serves them all
 and a pull request keys one item whichever event names it (`item_id`). The outbound side
-reads logins from GitHub's answers with the same `_login`.
+reads logins from GitHub's answers with the same `login_of`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ JSON = dict[str, Any]
 _STATUS: dict[str, Status] = {"open": "open", "closed": "resolved"}
 
 
-def _work_item(
+def work_item(
     body: JSON,
     name: str,
     obj: JSON,
@@ -29,7 +29,7 @@ def _work_item(
     unassigned: tuple[str, ...],
 ) -> WorkItem:
     """Read an issue or pull request object into a WorkItem (SPEC §3)."""
-    repo = _object(body, "repository", name)
+    repo = required_object(body, "repository", name)
     full_name = repo.get("full_name")
     if not isinstance(full_name, str) or not full_name:
         raise PayloadError("repository.full_name is missing")
@@ -51,7 +51,7 @@ def _work_item(
         default_severity=_severity(labels),
         status="resolved" if removed else _status(obj.get("state"), what),
         assignees=_assignees(obj.get("assignees"), assigned, unassigned),
-        reporter=_login(obj.get("user")),
+        reporter=login_of(obj.get("user")),
         created_at=_time(obj.get("created_at"), what, "created_at"),
         updated_at=_time(obj.get("updated_at"), what, "updated_at"),
         branch=_head_branch(obj),
@@ -75,7 +75,7 @@ def _head_branch(obj: JSON) -> str | None:
     return ref if isinstance(ref, str) and ref else None
 
 
-def _object(body: JSON, key: str, name: str) -> JSON:
+def required_object(body: JSON, key: str, name: str) -> JSON:
     """Return body[key] as a dict, or a PayloadError naming what is missing."""
     value = body.get(key)
     if not isinstance(value, dict):
@@ -110,7 +110,7 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _login(user: Any) -> str | None:
+def login_of(user: Any) -> str | None:
     """Return a user object's login, the account id firstline keys GitHub people by."""
     if isinstance(user, dict):
         login = user.get("login")
@@ -158,7 +158,7 @@ def _assignees(raw: Any, assigned: tuple[str, ...], unassigned: tuple[str, ...])
     """
     logins: list[str] = []
     for user in raw if isinstance(raw, list) else ():
-        login = _login(user)
+        login = login_of(user)
         if login is not None and login not in unassigned and login not in logins:
             logins.append(login)
     logins.extend(login for login in assigned if login not in logins)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.base import Created, OutboundAction, Result, Stop, marker
-from adapters.github.client import TIMEOUT, GitHubClient, _what
-from adapters.github.items import _login
+from adapters.github.client import TIMEOUT, GitHubClient, what
+from adapters.github.items import login_of
 from router.settings import Settings
 
 _KEY = re.compile(r"(?P<owner>[^/\s#]+)/(?P<repo>[^/\s#]+)#(?P<number>\d+)")
@@ -38,7 +38,7 @@ class GitHubOutbound(GitHubClient):
         """Perform one action; vendor trouble becomes a Result, never an exception."""
         handler = _HANDLERS.get(action.type)
         if handler is None:
-            return Result("permanent", f"{_what(action)}: not a GitHub action")
+            return Result("permanent", f"{what(action)}: not a GitHub action")
         try:
             path = _repo_path(action) if action.type == "file_review" else _issue_path(action)
             result = handler(self, action, path)
@@ -54,24 +54,24 @@ class GitHubOutbound(GitHubClient):
         assigned = _logins(self._object(action, self._call(action, "GET", path)).get("assignees"))
         stale = [r for r in action.remove if _has(assigned, r) and r.lower() != login.lower()]
         if _has(assigned, login) and not stale:
-            return Result("ok", f"{_what(action)}: {login} is already assigned")
+            return Result("ok", f"{what(action)}: {login} is already assigned")
         if stale:
             self._remove(action, path, stale)
         if _has(assigned, login):
-            return Result("ok", f"{_what(action)}: removed {', '.join(stale)}")
+            return Result("ok", f"{what(action)}: removed {', '.join(stale)}")
         body = {"assignees": [login]}
         answer = self._object(action, self._call(action, "POST", f"{path}/assignees", body))
         if not _has(_logins(answer.get("assignees")), login):
-            return Result("permanent", f"{_what(action)}: GitHub did not assign {login}: it "
+            return Result("permanent", f"{what(action)}: GitHub did not assign {login}: it "
                           "drops assignees without push access to the repository")
-        return Result("ok", f"{_what(action)}: assigned {login}")
+        return Result("ok", f"{what(action)}: assigned {login}")
 
     def _unassign(self, action: OutboundAction, path: str) -> Result:
         """Take `remove` off the assignees (removing someone not assigned is harmless)."""
         if not action.remove:
-            return Result("ok", f"{_what(action)}: nobody to remove")
+            return Result("ok", f"{what(action)}: nobody to remove")
         self._remove(action, path, list(action.remove))
-        return Result("ok", f"{_what(action)}: removed {', '.join(action.remove)}")
+        return Result("ok", f"{what(action)}: removed {', '.join(action.remove)}")
 
     def _comment(self, action: OutboundAction, path: str) -> Result:
         """Post the comment with its marker unless an earlier attempt already did (a
@@ -79,9 +79,9 @@ class GitHubOutbound(GitHubClient):
         text = _required(action, action.text, "text")
         tag = comment_marker(action.id)
         if not action.first_try and self._commented(action, path, tag):
-            return Result("ok", f"{_what(action)}: already commented")
+            return Result("ok", f"{what(action)}: already commented")
         self._call(action, "POST", f"{path}/comments", {"body": f"{text}\n\n{tag}"})
-        return Result("ok", f"{_what(action)}: commented")
+        return Result("ok", f"{what(action)}: commented")
 
     def _label(self, action: OutboundAction, path: str) -> Result:
         """Add the label; GitHub keeps labels a set, so a repeat changes nothing."""
@@ -91,8 +91,8 @@ class GitHubOutbound(GitHubClient):
         labels = answer if isinstance(answer, list) else []
         names = [str(x.get("name")) for x in labels if isinstance(x, dict)]
         if not _has(names, label):
-            return Result("permanent", f"{_what(action)}: GitHub did not add label {label}")
-        return Result("ok", f"{_what(action)}: labelled {label}")
+            return Result("permanent", f"{what(action)}: GitHub did not add label {label}")
+        return Result("ok", f"{what(action)}: labelled {label}")
 
     def _file_review(self, action: OutboundAction, path: str) -> Result:
         """Open the review issue, assigned to `account`, unless an earlier attempt did: its
@@ -112,10 +112,10 @@ class GitHubOutbound(GitHubClient):
         created = Created(f"{path.removeprefix('/repos/')}#{number}",
                           str(found.get("html_url") or "") or None)
         if action.account and not _has(_logins(found.get("assignees")), action.account):
-            return Result("permanent", f"{_what(action)}: opened {created.key}, but GitHub did "
+            return Result("permanent", f"{what(action)}: opened {created.key}, but GitHub did "
                           f"not assign {action.account}: it drops assignees without push "
                           "access to the repository", created=created)
-        return Result("ok", f"{_what(action)}: filed {created.key}", created=created)
+        return Result("ok", f"{what(action)}: filed {created.key}", created=created)
 
     def _find_review(self, action: OutboundAction, path: str, tag: str) -> dict[str, Any] | None:
         """Return the issue whose body carries `tag`, among the newest issues, or None."""
@@ -145,7 +145,7 @@ class GitHubOutbound(GitHubClient):
         ))
         left = [x for x in logins if _has(_logins(answer.get("assignees")), x)]
         if left:
-            raise Stop(Result("permanent", f"{_what(action)}: GitHub did not remove "
+            raise Stop(Result("permanent", f"{what(action)}: GitHub did not remove "
                                f"{', '.join(left)}: it needs push access to the repository"))
 
     def _commented(self, action: OutboundAction, path: str, tag: str) -> bool:
@@ -161,7 +161,7 @@ class GitHubOutbound(GitHubClient):
                 if isinstance(body, str) and tag in body:
                     return True
             url = response.links.get("next", {}).get("url")
-        raise Stop(Result("permanent", f"{_what(action)}: too many comments to check for "
+        raise Stop(Result("permanent", f"{what(action)}: too many comments to check for "
                            "an earlier attempt's marker"))
 
 
@@ -189,7 +189,7 @@ def _issue_path(action: OutboundAction) -> str:
     """Turn `owner/repo#12` into `/repos/owner/repo/issues/12`, or stop as permanent."""
     found = _KEY.fullmatch(action.target.key)
     if found is None:
-        detail = f"{_what(action)}: not a GitHub item key (owner/repo#number)"
+        detail = f"{what(action)}: not a GitHub item key (owner/repo#number)"
         raise Stop(Result("permanent", detail))
     return f"/repos/{found['owner']}/{found['repo']}/issues/{found['number']}"
 
@@ -198,7 +198,7 @@ def _repo_path(action: OutboundAction) -> str:
     """Turn the review's `owner/repo` (target.project) into `/repos/owner/repo`."""
     repo = action.target.project or ""
     if not _REPO.fullmatch(repo):
-        detail = f"{_what(action)}: {repo!r} is not a GitHub repository (owner/repo)"
+        detail = f"{what(action)}: {repo!r} is not a GitHub repository (owner/repo)"
         raise Stop(Result("permanent", detail))
     return f"/repos/{repo}"
 
@@ -206,13 +206,13 @@ def _repo_path(action: OutboundAction) -> str:
 def _required(action: OutboundAction, value: str | None, field: str) -> str:
     """Return a field the action cannot do without, or stop it as permanent."""
     if not value:
-        raise Stop(Result("permanent", f"{_what(action)}: the action has no {field}"))
+        raise Stop(Result("permanent", f"{what(action)}: the action has no {field}"))
     return value
 
 
 def _logins(users: Any) -> list[str]:
     """Read the logins of a list of user objects."""
-    return [x for x in (_login(u) for u in users) if x] if isinstance(users, list) else []
+    return [x for x in (login_of(u) for u in users) if x] if isinstance(users, list) else []
 
 
 def _has(logins: list[str], login: str) -> bool:
