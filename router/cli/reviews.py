@@ -11,11 +11,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING, Any
 
 from router.cli.render import dumps, format_table
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 
 class ReadError(Exception):
