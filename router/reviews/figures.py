@@ -142,27 +142,14 @@ class Spread:
     count: int
 
 
-def time_to_owner(conn: Connection, month: Month) -> dict[str, Spread]:
-    """Return the nearest-rank median and 90th percentile of time to owner per source.
+def time_to_owner(minutes: dict[str, list[float]]) -> dict[str, Spread]:
+    """Return the nearest-rank median and 90th percentile of each source's sorted times
+    to owner (`owner_minutes`), and how many there are.
 
-    PostgreSQL's percentile_disc is the nearest rank (the first value whose cumulative
-    share reaches p). SQLite has no percentile: it returns the month's values (one per
-    owned item, not per decision) and they are ranked here; its window functions sorted
-    them twice and took three times as long.
+    Ranked here, not by PostgreSQL's percentile_disc: the dashboard needs the values
+    themselves for its distribution plot, and SQLite has no percentile (its window
+    functions sorted them twice and took three times as long).
     """
-    where = (in_month(month), D.owner_minutes.is_not(None))
-    if conn.dialect.name == "postgresql":
-        median, p90 = (func.percentile_disc(p).within_group(D.owner_minutes)
-                       for p in (0.5, 0.9))
-        stmt = (select(D.source, median, p90, func.count()).where(*where)
-                .group_by(D.source).order_by(D.source))
-        return {s: Spread(round(float(m), 1), round(float(p), 1), int(n))
-                for s, m, p, n in conn.execute(stmt)}
-    return spreads(owner_minutes(conn, month))
-
-
-def spreads(minutes: dict[str, list[float]]) -> dict[str, Spread]:
-    """Rank each source's sorted times to owner (`owner_minutes`) as `time_to_owner` does."""
     return {source: Spread(round(nearest_rank(found, 50) or 0.0, 1),
                            round(nearest_rank(found, 90) or 0.0, 1), len(found))
             for source, found in minutes.items()}
@@ -170,7 +157,7 @@ def spreads(minutes: dict[str, list[float]]) -> dict[str, Spread]:
 
 def owner_minutes(conn: Connection, month: Month) -> dict[str, list[float]]:
     """Return each source's times to owner in the month (minutes, one per owned item),
-    sorted ascending, sources in order: the values `time_to_owner` ranks, and the
+    sorted ascending, sources in order: the values `time_to_owner` ranks and the
     dashboard's distribution plot draws."""
     where = (in_month(month), D.owner_minutes.is_not(None))
     values: dict[str, list[float]] = {}

@@ -114,8 +114,8 @@ class MonthlyReport:
 def monthly_report(conn: Connection, scope: Scope, month: Month,
                    owner_minutes: dict[str, list[float]] | None = None) -> MonthlyReport:
     """Compute the review of `month` from the stored records, under the note in force;
-    `owner_minutes` (`figures.owner_minutes` of the month), if the caller read them
-    already, are ranked instead of asking the database again."""
+    `owner_minutes` (`figures.owner_minutes` of the month) are read here unless the
+    caller read them already."""
     tally = figures.tally(conn, month)
     fired = figures.fired(conn, month)
     lines = figures.lines(conn, month)
@@ -133,8 +133,8 @@ def monthly_report(conn: Connection, scope: Scope, month: Month,
         handed_back_by_assigner=by_assigner, top_senders=top, exceptions=tally.exceptions,
         exception_items=rows.exception_items(conn, month) if tally.exceptions else [],
         deferred=sum(c.deferred for c in lines.values()),
-        time_to_owner=(figures.time_to_owner(conn, month) if owner_minutes is None
-                       else figures.spreads(owner_minutes)),
+        time_to_owner=figures.time_to_owner(
+            figures.owner_minutes(conn, month) if owner_minutes is None else owner_minutes),
         scope_lines=_lines(scope, lines), time_boxed=_stints(conn, scope, month, lines),
         catch_all=_catch_all(conn, scope, month, lines),
         triggers_fired={t.id: fired.get(t.id, 0) for t in scope.triggers},
